@@ -1,0 +1,1 @@
+"""Checks: the same tests run against the learner's katas (default) or the reference."""

@@ -1,0 +1,55 @@
+"""The checks plugin: `--impl katas|reference` and the Hypothesis profiles.
+
+    pytest checks/01_tensor                  # your katas (default)
+    pytest --impl reference                  # the reference solution (the repo's own test)
+    HYPOTHESIS_PROFILE=ci pytest ...         # thorough, derandomized
+
+`--impl` accepts what TINYTORCH_IMPL accepts, e.g. "katas,05=reference".
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from grading import assembly
+
+settings.register_profile(
+    "dev",
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
+    "ci",
+    max_examples=120,
+    deadline=None,
+    derandomize=True,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--impl",
+        default=None,
+        help="which tinytorch to check: katas (default), reference, or a mix like 'katas,05=reference'",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    impl = config.getoption("--impl") or os.environ.get(assembly.IMPL_ENV) or "katas"
+    try:
+        spec = assembly.parse_impl(impl)
+    except assembly.ImplSpecError as err:
+        raise pytest.UsageError(str(err)) from None
+    # Set before any check module imports tinytorch; xdist workers inherit it.
+    os.environ[assembly.IMPL_ENV] = spec.render()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"tinytorch implementation: {os.environ[assembly.IMPL_ENV]} (katas from {assembly.katas_root()})"

@@ -1,0 +1,1 @@
+"""Shared tools for the checks: strategies, PyTorch parity, gradient checks, tolerances."""

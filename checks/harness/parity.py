@@ -1,0 +1,133 @@
+"""PyTorch parity: run one function on tinytorch and on PyTorch, compare everything.
+
+    assert_parity(lambda a, b: (a @ b).sum(dim=0), x, y)             # forward
+    assert_parity(lambda a, b: (a @ b).sum(dim=0), x, y, grad=True)  # and gradients
+
+Comparison order is shape, then dtype, then values (with the per-dtype
+tolerances from tolerances.py, through torch.testing.assert_close), so the
+first message a learner sees names the most basic thing that is wrong. Value
+mismatches report the max absolute and relative error, where it is, and the
+expected and actual values there.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from checks.harness import tolerances
+
+_rng_seed = 20240607
+
+
+def _numpy_dtype_name(dtype: Any) -> str:
+    if isinstance(dtype, torch.dtype):
+        return str(dtype).removeprefix("torch.")
+    return np.dtype(dtype).name
+
+
+def _as_numpy(value: Any) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    data = getattr(value, "data", value)
+    return np.asarray(data)
+
+
+def describe_mismatch(got: np.ndarray, expected: np.ndarray, rtol: float, atol: float) -> str:
+    """A learner-friendly summary of where and by how much two arrays differ."""
+    got64, exp64 = got.astype(np.float64), expected.astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        abs_err = np.abs(got64 - exp64)
+        abs_err = np.where(np.isnan(got64) ^ np.isnan(exp64), np.inf, np.nan_to_num(abs_err, nan=0.0))
+        rel_err = abs_err / np.maximum(np.abs(exp64), np.finfo(np.float64).tiny)
+        bad = abs_err > atol + rtol * np.abs(exp64)
+    where = np.unravel_index(int(np.argmax(abs_err)), abs_err.shape) if abs_err.size else ()
+    index = tuple(int(i) for i in where)
+    return (
+        f"{int(bad.sum())} of {bad.size} values differ beyond rtol={rtol:g}, atol={atol:g}\n"
+        f"  max abs error {float(abs_err.max()) if abs_err.size else 0.0:.3g} at index {index}:"
+        f" expected {exp64[where] if exp64.ndim else exp64!r} (PyTorch), got {got64[where] if got64.ndim else got64!r}\n"
+        f"  max rel error {float(np.nanmax(rel_err)) if rel_err.size else 0.0:.3g}"
+    )
+
+
+def assert_same(got: Any, expected: Any, what: str = "output", rtol: float | None = None,
+                atol: float | None = None, scale: float = 1.0) -> None:
+    """Compare a tinytorch result (Tensor/array/number) with a PyTorch one: shape, dtype, values."""
+    got_array, expected_array = _as_numpy(got), _as_numpy(expected)
+    if got_array.shape != expected_array.shape:
+        raise AssertionError(
+            f"{what}: shape {tuple(got_array.shape)} but PyTorch gives {tuple(expected_array.shape)}"
+        )
+    got_dtype = _numpy_dtype_name(got_array.dtype)
+    expected_dtype = _numpy_dtype_name(expected.dtype if isinstance(expected, torch.Tensor) else expected_array.dtype)
+    if isinstance(expected, torch.Tensor) and got_dtype != expected_dtype:
+        raise AssertionError(f"{what}: dtype {got_dtype} but PyTorch gives {expected_dtype}")
+    default_rtol, default_atol = tolerances.for_dtype(expected_array.dtype, scale)
+    rtol = default_rtol if rtol is None else rtol
+    atol = default_atol if atol is None else atol
+    torch.testing.assert_close(
+        torch.from_numpy(got_array.copy(order="C")),
+        torch.from_numpy(expected_array.copy(order="C")),
+        rtol=rtol,
+        atol=atol,
+        equal_nan=True,
+        check_dtype=False,
+        msg=lambda _: f"{what}: values differ from PyTorch\n{describe_mismatch(got_array, expected_array, rtol, atol)}",
+    )
+
+
+def to_torch(value: Any, requires_grad: bool = False) -> Any:
+    if isinstance(value, np.ndarray):
+        return torch.tensor(value.copy(order="C"), requires_grad=requires_grad)
+    return value
+
+
+def to_tinytorch(value: Any, requires_grad: bool = False) -> Any:
+    from tinytorch.tensor import Tensor
+
+    if isinstance(value, np.ndarray):
+        return Tensor(value, requires_grad=requires_grad)
+    return value
+
+
+def upstream_weights(shape: tuple[int, ...], dtype) -> np.ndarray:
+    """A fixed random weighting of the outputs, so every output element's gradient matters."""
+    rng = np.random.default_rng(_rng_seed)
+    return rng.uniform(0.5, 1.5, size=shape).astype(dtype) * rng.choice([-1.0, 1.0], size=shape).astype(dtype)
+
+
+def assert_parity(fn: Callable[..., Any], *inputs: Any, grad: bool = False, rtol: float | None = None,
+                  atol: float | None = None, scale: float = 1.0, grad_scale: float | None = None) -> Any:
+    """Run `fn` on tinytorch and on PyTorch with the same inputs and compare.
+
+    inputs: numpy arrays become Tensors on each side (requiring grad when `grad`
+    and floating point); anything else is passed through unchanged.
+    grad:   also weight the outputs by fixed random upstream weights, backpropagate
+            on both sides and compare each input's gradient.
+    Returns the tinytorch output.
+    """
+    wants_grad = [grad and isinstance(x, np.ndarray) and x.dtype.kind == "f" for x in inputs]
+    tt_inputs = [to_tinytorch(x, g) for x, g in zip(inputs, wants_grad)]
+    torch_inputs = [to_torch(x, g) for x, g in zip(inputs, wants_grad)]
+    expected = fn(*torch_inputs)
+    got = fn(*tt_inputs)
+    assert_same(got, expected, "forward", rtol, atol, scale)
+    if grad:
+        import tinytorch.autograd  # noqa: F401  (registers the backward engine)
+        from tinytorch.tensor import Tensor
+
+        weights = upstream_weights(tuple(expected.shape), _as_numpy(expected).dtype)
+        (expected * torch.from_numpy(weights)).sum().backward()
+        (got * Tensor(weights)).sum().backward()
+        for position, (x_tt, x_torch, g) in enumerate(zip(tt_inputs, torch_inputs, wants_grad)):
+            if not g:
+                continue
+            expected_grad = x_torch.grad if x_torch.grad is not None else torch.zeros_like(x_torch)
+            if x_tt.grad is None:
+                raise AssertionError(f"gradient of input {position}: .grad is None after backward()")
+            assert_same(x_tt.grad, expected_grad, f"gradient of input {position}", rtol, atol,
+                        grad_scale if grad_scale is not None else scale)
+    return got

@@ -1,0 +1,106 @@
+"""Hypothesis strategies for tensors: shapes, arrays (contiguous or not), broadcasting, axes.
+
+Values are bounded (|x| <= 10 by default) so that tolerances in tolerances.py
+hold for every op; strategies that need a safe domain (log, division) say so.
+Arrays come in three memory layouts because a framework that only works on
+contiguous arrays is a bug waiting for a transpose: contiguous, a transposed
+view, and a strided slice.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+FLOAT_DTYPES = (np.float32, np.float64)
+
+
+def shapes(min_dims: int = 0, max_dims: int = 4, min_side: int = 1, max_side: int = 5) -> st.SearchStrategy:
+    """Tensor shapes, e.g. (), (3,), (2, 1, 4)."""
+    return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=min_side, max_side=max_side)
+
+
+def _elements(dtype, low: float, high: float, exclude_near_zero: float = 0.0) -> st.SearchStrategy:
+    width = 32 if np.dtype(dtype) == np.float32 else 64
+    if width == 32:  # bounds must be exactly representable in float32
+        low, high = float(np.float32(low)), float(np.float32(high))
+    values = st.floats(low, high, width=width, allow_nan=False, allow_infinity=False, allow_subnormal=False)
+    if exclude_near_zero:
+        values = values.filter(lambda v: abs(v) >= exclude_near_zero)
+    return values
+
+
+@st.composite
+def arrays(
+    draw,
+    shape=None,
+    dtype=np.float32,
+    low: float = -10.0,
+    high: float = 10.0,
+    exclude_near_zero: float = 0.0,
+    layouts: tuple[str, ...] = ("contiguous", "transposed", "strided"),
+) -> np.ndarray:
+    """A float array of `shape` (a tuple, a strategy, or None for any shape) in [low, high], in one of several memory layouts."""
+    if shape is None:
+        shape = shapes()
+    shape = tuple(draw(shape) if isinstance(shape, st.SearchStrategy) else shape)
+    if isinstance(dtype, st.SearchStrategy):
+        dtype = draw(dtype)
+    elements = _elements(dtype, low, high, exclude_near_zero)
+    layout = draw(st.sampled_from(layouts)) if len(shape) >= 1 else "contiguous"
+    if layout == "transposed" and len(shape) >= 2:
+        base = draw(hnp.arrays(dtype, tuple(reversed(shape)), elements=elements))
+        return base.T
+    if layout == "strided":
+        padded = shape[:-1] + (2 * shape[-1],)
+        base = draw(hnp.arrays(dtype, padded, elements=elements))
+        return base[..., ::2]
+    return draw(hnp.arrays(dtype, shape, elements=elements))
+
+
+@st.composite
+def broadcastable_arrays(draw, count: int = 2, dtype=np.float32, max_dims: int = 4, **bounds) -> tuple[np.ndarray, ...]:
+    """`count` arrays whose shapes broadcast together (some dimensions are 1 or missing)."""
+    drawn = draw(hnp.mutually_broadcastable_shapes(num_shapes=count, max_dims=max_dims, max_side=5))
+    return tuple(draw(arrays(shape, dtype=dtype, **bounds)) for shape in drawn.input_shapes)
+
+
+@st.composite
+def matmul_arrays(draw, dtype=np.float32, max_batch_dims: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """A pair (a, b) valid for a @ b: 1-D, 2-D and batched with broadcast batch dimensions."""
+    m, n, p = draw(st.integers(1, 6)), draw(st.integers(1, 6)), draw(st.integers(1, 6))
+    kind = draw(st.sampled_from(["vec-vec", "mat-vec", "vec-mat", "mat-mat", "batched"]))
+    if kind == "vec-vec":
+        a_shape, b_shape = (n,), (n,)
+    elif kind == "mat-vec":
+        a_shape, b_shape = (m, n), (n,)
+    elif kind == "vec-mat":
+        a_shape, b_shape = (n,), (n, p)
+    elif kind == "mat-mat":
+        a_shape, b_shape = (m, n), (n, p)
+    else:
+        batch = draw(hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=1, max_dims=max_batch_dims, max_side=3))
+        a_batch, b_batch = batch.input_shapes
+        a_shape, b_shape = a_batch + (m, n), b_batch + (n, p)
+    return draw(arrays(a_shape, dtype=dtype)), draw(arrays(b_shape, dtype=dtype))
+
+
+@st.composite
+def axes(draw, ndim: int, allow_none: bool = True, allow_tuple: bool = True):
+    """A reduction axis for an `ndim`-D tensor: None, an int (maybe negative) or a tuple of ints."""
+    choices = ["int"] if ndim else []
+    if allow_none or not ndim:
+        choices.append("none")
+    if allow_tuple and ndim >= 2:
+        choices.append("tuple")
+    kind = draw(st.sampled_from(choices))
+    if kind == "none":
+        return None
+    if kind == "int":
+        return draw(st.integers(-ndim, ndim - 1))
+    picked = draw(st.lists(st.integers(0, ndim - 1), min_size=1, max_size=ndim, unique=True))
+    return tuple(picked)
+
+
+float_dtypes = st.sampled_from(FLOAT_DTYPES)

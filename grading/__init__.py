@@ -1,0 +1,1 @@
+"""TinyTorch Katas tooling: the curriculum, stub generation, the grader and the `kata` CLI."""

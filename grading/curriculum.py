@@ -1,0 +1,182 @@
+"""The curriculum manifest (grading/curriculum.toml) as typed, validated data.
+
+Everything that needs to know which modules and milestones exist reads them from
+here: the `kata` CLI, the grader, the checks harness, the assembled `tinytorch`
+package and the README table.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+MANIFEST = Path(__file__).with_name("curriculum.toml")
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class CurriculumError(ValueError):
+    """The manifest is malformed or a lookup names something it does not declare."""
+
+
+@dataclass(frozen=True)
+class Module:
+    number: int
+    slug: str
+    title: str
+    tier: str
+    exports: tuple[str, ...]
+    prerequisites: tuple[int, ...]
+    points: float
+    timeout: float
+    thresholds: tuple[dict, ...] = ()
+
+    @property
+    def key(self) -> str:
+        """Directory name shared by katas/, reference/ and checks/, e.g. '01_tensor'."""
+        return f"{self.number:02d}_{self.slug}"
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        return tuple(f"{name}.py" for name in self.exports)
+
+    def reference_dir(self, root: Path = PROJECT_ROOT) -> Path:
+        return root / "reference" / self.key
+
+    def katas_dir(self, root: Path = PROJECT_ROOT) -> Path:
+        return root / "katas" / self.key
+
+    def checks_dir(self, root: Path = PROJECT_ROOT) -> Path:
+        return root / "checks" / self.key
+
+    def is_available(self, root: Path = PROJECT_ROOT) -> bool:
+        """Built by the course: its reference solution and its checks exist."""
+        return all((self.reference_dir(root) / f).is_file() for f in self.files) and self.checks_dir(
+            root
+        ).is_dir()
+
+
+@dataclass(frozen=True)
+class Milestone:
+    slug: str
+    year: int
+    title: str
+    script: str
+    requires: tuple[int, ...]
+    metric: str
+    target: float
+    points: float
+    timeout: float
+    data: tuple[str, ...] = ()
+
+    def script_path(self, root: Path = PROJECT_ROOT) -> Path:
+        return root / self.script
+
+    def is_available(self, root: Path = PROJECT_ROOT) -> bool:
+        return self.script_path(root).is_file()
+
+
+@dataclass(frozen=True)
+class Curriculum:
+    modules: tuple[Module, ...]
+    milestones: tuple[Milestone, ...]
+    tiers: dict = field(default_factory=dict)
+
+    def module(self, ref: int | str) -> Module:
+        """Look a module up by number (5, '5', '05') or slug ('autograd') or key ('05_autograd')."""
+        text = str(ref).strip()
+        for module in self.modules:
+            if text in (module.slug, module.key) or (text.isdigit() and int(text) == module.number):
+                return module
+        known = ", ".join(m.key for m in self.modules)
+        raise CurriculumError(f"no module {ref!r} in the curriculum (known: {known})")
+
+    def milestone(self, ref: str) -> Milestone:
+        for milestone in self.milestones:
+            if ref in (milestone.slug, str(milestone.year)):
+                return milestone
+        known = ", ".join(m.slug for m in self.milestones)
+        raise CurriculumError(f"no milestone {ref!r} in the curriculum (known: {known})")
+
+    def export_owner(self, export: str) -> Module | None:
+        """The module whose file provides `tinytorch.<export>`."""
+        for module in self.modules:
+            if export in module.exports:
+                return module
+        return None
+
+    @property
+    def total_points(self) -> float:
+        return sum(m.points for m in self.modules) + sum(m.points for m in self.milestones)
+
+
+def _validate(curriculum: Curriculum) -> None:
+    numbers = [m.number for m in curriculum.modules]
+    if numbers != list(range(1, len(numbers) + 1)):
+        raise CurriculumError(f"modules must be numbered 1..N in order, got {numbers}")
+    seen: dict[str, str] = {}
+    for module in curriculum.modules:
+        if module.tier not in curriculum.tiers:
+            raise CurriculumError(f"{module.key}: unknown tier {module.tier!r}")
+        for prereq in module.prerequisites:
+            if not 1 <= prereq < module.number:
+                raise CurriculumError(f"{module.key}: prerequisite {prereq} must be an earlier module")
+        for export in module.exports:
+            if export in seen:
+                raise CurriculumError(f"tinytorch.{export} is exported by both {seen[export]} and {module.key}")
+            seen[export] = module.key
+    for milestone in curriculum.milestones:
+        for req in milestone.requires:
+            if not 1 <= req <= len(numbers):
+                raise CurriculumError(f"milestone {milestone.slug}: requires unknown module {req}")
+
+
+def parse(text: str) -> Curriculum:
+    raw = tomllib.loads(text)
+    try:
+        modules = tuple(
+            Module(
+                number=int(m["number"]),
+                slug=m["slug"],
+                title=m["title"],
+                tier=m["tier"],
+                exports=tuple(m["exports"]),
+                prerequisites=tuple(m.get("prerequisites", ())),
+                points=float(m["points"]),
+                timeout=float(m.get("timeout", 300)),
+                thresholds=tuple(m.get("thresholds", ())),
+            )
+            for m in raw["modules"]
+        )
+        milestones = tuple(
+            Milestone(
+                slug=m["slug"],
+                year=int(m["year"]),
+                title=m["title"],
+                script=m["script"],
+                requires=tuple(m["requires"]),
+                metric=m["metric"],
+                target=float(m["target"]),
+                points=float(m["points"]),
+                timeout=float(m.get("timeout", 600)),
+                data=tuple(m.get("data", ())),
+            )
+            for m in raw.get("milestones", ())
+        )
+    except KeyError as missing:
+        raise CurriculumError(f"curriculum manifest is missing the field {missing}") from None
+    curriculum = Curriculum(modules=modules, milestones=milestones, tiers=dict(raw.get("tiers", {})))
+    _validate(curriculum)
+    return curriculum
+
+
+@lru_cache(maxsize=None)
+def load(path: str | os.PathLike = MANIFEST) -> Curriculum:
+    return parse(Path(path).read_text(encoding="utf-8"))

@@ -1,0 +1,396 @@
+# KATA: replace every `raise NotImplementedError` below with your implementation.
+# Generated from reference/01_tensor/tensor.py by `kata stubs`; your edits are never overwritten.
+"""Module 01 - Tensor: an n-dimensional array that remembers how it was made.
+
+A `Tensor` wraps a numpy array (`.data`) and adds the two things deep learning
+needs on top of numpy: a dtype policy (float32 unless told otherwise) and a
+record of the computation graph, so that module 05 can run it backwards.
+
+Names and semantics follow PyTorch wherever PyTorch has the same thing, so a
+single lambda such as `lambda a, b: (a @ b).sum(dim=0)` runs on both frameworks.
+
+Hooks that later modules use (documented here, never patched from outside):
+
+* ``Tensor.from_op(data, op, inputs, **saved)`` - every differentiable op builds
+  its result through this: it records a `Node` (op name, input tensors, saved
+  non-tensor arguments) when gradients are enabled and some input requires them.
+  Modules 02 and 04 record their own ops through it too.
+* ``set_backward_engine(engine)`` - module 05 registers the function that
+  `Tensor.backward()` calls: ``engine(root, gradient, retain_graph)``.
+* ``is_grad_enabled()`` / ``set_grad_enabled(mode)`` - the switch that module
+  05's ``no_grad()`` flips.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+DEFAULT_DTYPE = np.dtype(np.float32)
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+SUPPORTED_DTYPES = FLOAT_DTYPES + tuple(np.dtype(t) for t in (np.int32, np.int64, np.uint8, np.bool_))
+
+# ----------------------------------------------------------------------------
+# Hooks for later modules
+# ----------------------------------------------------------------------------
+
+_grad_enabled = True
+_backward_engine: Callable[["Tensor", "Tensor | None", bool], None] | None = None
+
+
+def is_grad_enabled() -> bool:
+    """True when new ops record the graph (module 05's `no_grad()` turns it off)."""
+    return _grad_enabled
+
+
+def set_grad_enabled(mode: bool) -> bool:
+    """Turn graph recording on or off; returns the previous mode so callers can restore it."""
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, bool(mode)
+    return previous
+
+
+def set_backward_engine(engine: Callable[["Tensor", "Tensor | None", bool], None] | None) -> None:
+    """Register the reverse-mode engine that `Tensor.backward` delegates to (module 05)."""
+    global _backward_engine
+    _backward_engine = engine
+
+
+class Node:
+    """One recorded op: the graph edge from `inputs` to the tensor whose `grad_fn` it is.
+
+    op:     the op's name, e.g. "add", "matmul", "sum"; module 05 keys its backward rules on it.
+    inputs: the Tensor operands, in call order (constants are wrapped as Tensors too).
+    saved:  non-tensor arguments the backward rule needs, e.g. {"axis": 0, "keepdims": False}.
+    """
+
+    __slots__ = ("op", "inputs", "saved")
+
+    def __init__(self, op: str, inputs: tuple["Tensor", ...], saved: dict[str, Any]):
+        self.op = op
+        self.inputs = inputs
+        self.saved = saved
+
+    def __repr__(self) -> str:
+        return f"<Node {self.op}>"
+
+
+# ----------------------------------------------------------------------------
+# Construction helpers
+# ----------------------------------------------------------------------------
+
+
+def to_array(data: Any, dtype: Any = None) -> np.ndarray:
+    """Turn `data` (Tensor, numpy array, nested lists, Python or numpy scalar) into an ndarray.
+
+    Python data (lists, scalars) becomes float32 unless `dtype` is given; numpy
+    arrays keep a supported dtype and are not copied when no conversion is needed.
+    Raises TypeError naming the problem for non-numeric data or unsupported dtypes.
+    """
+    # TODO: 1. A Tensor contributes its .data; a numpy array is used as is.
+    # TODO: 2. Anything else goes through np.asarray; ragged lists raise ValueError in numpy:
+    #          turn that into a TypeError that says the data is not a rectangular numeric array.
+    # TODO: 3. Reject non-numeric kinds (strings, objects, complex): message names the dtype.
+    # TODO: 4. Pick the dtype: the requested one, else float32 for Python data, else the array's.
+    # TODO: 5. Reject dtypes outside SUPPORTED_DTYPES, listing the supported ones.
+    raise NotImplementedError('to_array: your turn - see the TODOs above')
+
+
+def _shape_str(shape: Sequence[int]) -> str:
+    return str(tuple(int(d) for d in shape))
+
+
+class Tensor:
+    """An n-dimensional array of float32 (default), float64, int32, int64, uint8 or bool.
+
+    data:          np.ndarray holding the values (shared with a numpy array passed in).
+    requires_grad: whether backward() should compute `.grad` for this tensor.
+    grad:          a Tensor of the same shape and dtype after backward(), else None.
+    grad_fn:       the `Node` that produced this tensor, or None for a leaf.
+    """
+
+    # Makes numpy defer to Tensor's reflected operators: np.float32(2) * t -> Tensor.
+    __array_priority__ = 1000
+
+    def __init__(self, data: Any, dtype: Any = None, requires_grad: bool = False):
+        """Build a tensor from lists, scalars, numpy arrays or another Tensor's data.
+
+        Shapes: any. dtype: float32 for Python data unless `dtype` is given.
+        Only floating-point tensors may require gradients (as in PyTorch).
+        """
+        # TODO: Store to_array(data, dtype) in self.data; set grad and grad_fn to None.
+        # TODO: requires_grad on a non-float tensor is a TypeError that names its dtype.
+        raise NotImplementedError('Tensor.__init__: your turn - see the TODOs above')
+
+    # -- the graph hook ------------------------------------------------------
+
+    @classmethod
+    def from_op(cls, data: np.ndarray, op: str, inputs: Iterable["Tensor"], **saved: Any) -> "Tensor":
+        """Wrap an op's result and, if any input requires grad (and grad mode is on), record it.
+
+        data:   the computed np.ndarray. op: the op's name for module 05's rules.
+        inputs: the Tensor operands. saved: extra arguments the backward rule needs.
+        """
+        # TODO: Build the result Tensor from data (keep its dtype).
+        # TODO: If grad mode is on and any input requires grad: the result requires grad
+        #       and its grad_fn is Node(op, tuple(inputs), saved).
+        raise NotImplementedError('Tensor.from_op: your turn - see the TODOs above')
+
+    def backward(self, gradient: "Tensor | None" = None, retain_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into every leaf's `.grad` (engine supplied by module 05)."""
+        if _backward_engine is None:
+            raise RuntimeError(
+                "Tensor.backward() needs the autograd engine from module 05: `import tinytorch.autograd` first"
+            )
+        _backward_engine(self, gradient, retain_graph)
+
+    # -- properties ----------------------------------------------------------
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The size of each dimension, e.g. (batch, features)."""
+        raise NotImplementedError('Tensor.shape: your turn - see the TODOs above')
+
+    @property
+    def ndim(self) -> int:
+        """The number of dimensions (0 for a scalar)."""
+        raise NotImplementedError('Tensor.ndim: your turn - see the TODOs above')
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The numpy dtype of the values, e.g. dtype('float32')."""
+        raise NotImplementedError('Tensor.dtype: your turn - see the TODOs above')
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the values: numel() * itemsize."""
+        raise NotImplementedError('Tensor.nbytes: your turn - see the TODOs above')
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for tensors not produced by a recorded op (their .grad is kept by backward)."""
+        return self.grad_fn is None
+
+    def size(self, dim: int | None = None) -> tuple[int, ...] | int:
+        """PyTorch's size(): the shape, or the size of one dimension `dim`."""
+        raise NotImplementedError('Tensor.size: your turn - see the TODOs above')
+
+    def numel(self) -> int:
+        """The number of elements: the product of the shape (1 for a scalar)."""
+        raise NotImplementedError('Tensor.numel: your turn - see the TODOs above')
+
+    def numpy(self) -> np.ndarray:
+        """The underlying array (shared, not copied)."""
+        raise NotImplementedError('Tensor.numpy: your turn - see the TODOs above')
+
+    def item(self) -> float | int | bool:
+        """The value of a one-element tensor as a Python number."""
+        raise NotImplementedError('Tensor.item: your turn - see the TODOs above')
+
+    def detach(self) -> "Tensor":
+        """A tensor sharing this one's data, cut from the graph (requires_grad=False)."""
+        raise NotImplementedError('Tensor.detach: your turn - see the TODOs above')
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return self.data if dtype is None else self.data.astype(dtype)
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise RuntimeError(f"the truth value of a tensor of shape {_shape_str(self.shape)} is ambiguous")
+        return bool(self.data.item())
+
+    __hash__ = object.__hash__  # == is elementwise, so hash by identity as PyTorch does
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, separator=", ", prefix="Tensor(")
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        return f"Tensor({body}, dtype={self.data.dtype}{grad})"
+
+    # -- elementwise arithmetic ----------------------------------------------
+
+    def _lift(self, other: Any) -> "Tensor":
+        """Wrap a Python/numpy scalar or array so it can meet this tensor in an op.
+
+        A Python number adopts this tensor's dtype when this tensor is floating point,
+        so `t * 2.0` stays float32 (PyTorch's rule for Python scalars).
+        """
+        if isinstance(other, Tensor):
+            return other
+        if isinstance(other, (bool, int, float)) and self.dtype in FLOAT_DTYPES:
+            return Tensor(other, dtype=self.dtype)
+        if isinstance(other, (bool, int)):
+            return Tensor(other, dtype=np.int64 if not isinstance(other, bool) else np.bool_)
+        if isinstance(other, (list, tuple, float)):
+            return Tensor(other)
+        return Tensor(to_array(other))
+
+    def _elementwise(self, other: Any, op: str, fn: Callable, reverse: bool = False) -> "Tensor":
+        """Apply the binary numpy ufunc `fn` with broadcasting and record it as `op`."""
+        # TODO: Lift `other`; order the operands (other first when `reverse`).
+        # TODO: Check that the shapes broadcast (np.broadcast_shapes); if not raise a ValueError
+        #       naming the op and both shapes.
+        # TODO: Compute fn(a.data, b.data) and return Tensor.from_op(result, op, (a, b)).
+        raise NotImplementedError('Tensor._elementwise: your turn - see the TODOs above')
+
+    def __add__(self, other: Any) -> "Tensor":
+        return self._elementwise(other, "add", np.add)
+
+    def __radd__(self, other: Any) -> "Tensor":
+        return self._elementwise(other, "add", np.add, reverse=True)
+
+    def __sub__(self, other: Any) -> "Tensor":
+        return self._elementwise(other, "sub", np.subtract)
+
+    def __rsub__(self, other: Any) -> "Tensor":
+        return self._elementwise(other, "sub", np.subtract, reverse=True)
+
+    def __mul__(self, other: Any) -> "Tensor":
+        return self._elementwise(other, "mul", np.multiply)
+
+    def __rmul__(self, other: Any) -> "Tensor":
+        return self._elementwise(other, "mul", np.multiply, reverse=True)
+
+    def __truediv__(self, other: Any) -> "Tensor":
+        return self._elementwise(other, "div", np.true_divide)
+
+    def __rtruediv__(self, other: Any) -> "Tensor":
+        return self._elementwise(other, "div", np.true_divide, reverse=True)
+
+    def __pow__(self, other: Any) -> "Tensor":
+        return self._elementwise(other, "pow", np.power)
+
+    def __rpow__(self, other: Any) -> "Tensor":
+        return self._elementwise(other, "pow", np.power, reverse=True)
+
+    def __neg__(self) -> "Tensor":
+        """-x, recorded as op "neg"."""
+        raise NotImplementedError('Tensor.__neg__: your turn - see the TODOs above')
+
+    # -- comparisons (bool results, never part of the graph) -----------------
+
+    def _compare(self, other: Any, fn: Callable, symbol: str) -> "Tensor":
+        # TODO: Lift `other`, check broadcasting like _elementwise (name `symbol` in the error),
+        #       and return a plain bool Tensor: comparisons have no gradient.
+        raise NotImplementedError('Tensor._compare: your turn - see the TODOs above')
+
+    def __eq__(self, other: Any) -> "Tensor":  # type: ignore[override]
+        return self._compare(other, np.equal, "==")
+
+    def __ne__(self, other: Any) -> "Tensor":  # type: ignore[override]
+        return self._compare(other, np.not_equal, "!=")
+
+    def __lt__(self, other: Any) -> "Tensor":
+        return self._compare(other, np.less, "<")
+
+    def __le__(self, other: Any) -> "Tensor":
+        return self._compare(other, np.less_equal, "<=")
+
+    def __gt__(self, other: Any) -> "Tensor":
+        return self._compare(other, np.greater, ">")
+
+    def __ge__(self, other: Any) -> "Tensor":
+        return self._compare(other, np.greater_equal, ">=")
+
+    # -- linear algebra ------------------------------------------------------
+
+    def matmul(self, other: Any) -> "Tensor":
+        """Matrix product with numpy/PyTorch semantics, batched over leading dimensions.
+
+        (n,) @ (n,) -> ();  (m, n) @ (n,) -> (m,);  (..., m, n) @ (..., n, p) -> (..., m, p),
+        with the batch dimensions (...) broadcast. 0-d operands and mismatched inner
+        dimensions raise a ValueError that names both shapes.
+        """
+        # TODO: 1. Lift `other`. Reject 0-d operands (ValueError naming the shapes).
+        # TODO: 2. The inner dimensions must agree: a.shape[-1] == b.shape[-2] (or b.shape[0] for 1-D b).
+        # TODO: 3. The batch dimensions must broadcast.
+        # TODO: 4. Compute np.matmul and record the op as "matmul".
+        raise NotImplementedError('Tensor.matmul: your turn - see the TODOs above')
+
+    def __matmul__(self, other: Any) -> "Tensor":
+        return self.matmul(other)
+
+    def __rmatmul__(self, other: Any) -> "Tensor":
+        return self._lift(other).matmul(self)
+
+    # -- reductions ----------------------------------------------------------
+
+    def _reduce(self, fn: Callable, op: str, axis, keepdims: bool) -> "Tensor":
+        """Reduce over `axis` (None = all, int, or tuple of ints) and record `op`."""
+        # TODO: Normalise axis: None stays None; an int or tuple becomes a tuple of
+        #       non-negative ints. An out-of-range axis is an IndexError naming axis and ndim.
+        # TODO: Compute fn(self.data, axis=..., keepdims=...) as an ndarray and record
+        #       `op` with saved axis (the normalised tuple or None) and keepdims.
+        raise NotImplementedError('Tensor._reduce: your turn - see the TODOs above')
+
+    def sum(self, dim=None, keepdim: bool = False, *, axis=None, keepdims: bool | None = None) -> "Tensor":
+        """Sum over `dim` (PyTorch) a.k.a. `axis` (numpy); all elements when both are None."""
+        return self._reduce(np.sum, "sum", dim if axis is None else axis, keepdim if keepdims is None else keepdims)
+
+    def mean(self, dim=None, keepdim: bool = False, *, axis=None, keepdims: bool | None = None) -> "Tensor":
+        """Arithmetic mean over `dim`/`axis` (float tensors)."""
+        return self._reduce(np.mean, "mean", dim if axis is None else axis, keepdim if keepdims is None else keepdims)
+
+    def max(self, dim=None, keepdim: bool = False, *, axis=None, keepdims: bool | None = None) -> "Tensor":
+        """Maximum values over `dim`/`axis` (PyTorch's amax: values only; ties share the gradient)."""
+        return self._reduce(np.max, "max", dim if axis is None else axis, keepdim if keepdims is None else keepdims)
+
+    amax = max
+
+    # -- shape ---------------------------------------------------------------
+
+    def reshape(self, *shape: int | Sequence[int]) -> "Tensor":
+        """Same values in a new shape; one dimension may be -1. reshape(2, 3) or reshape((2, 3))."""
+        # TODO: Accept both reshape(2, 3) and reshape((2, 3)).
+        # TODO: A shape that does not fit numel() is a ValueError naming both shapes.
+        # TODO: Record op "reshape" (the backward rule reshapes back to the input's shape).
+        raise NotImplementedError('Tensor.reshape: your turn - see the TODOs above')
+
+    view = reshape
+
+    def transpose(self, dim0: int = -2, dim1: int = -1) -> "Tensor":
+        """Swap two dimensions (default: the last two). Returns a view-like new tensor."""
+        # TODO: Build the permutation that swaps dim0 and dim1 (IndexError if out of range),
+        #       apply np.transpose and record op "permute" with saved `dims`.
+        raise NotImplementedError('Tensor.transpose: your turn - see the TODOs above')
+
+    def permute(self, *dims: int) -> "Tensor":
+        """Reorder all dimensions: permute(2, 0, 1) maps shape (a, b, c) to (c, a, b)."""
+        raise NotImplementedError('Tensor.permute: your turn - see the TODOs above')
+
+    @property
+    def T(self) -> "Tensor":
+        """All dimensions reversed (the matrix transpose for 2-D tensors)."""
+        return self.permute(*reversed(range(self.ndim)))
+
+    # -- elementwise math ----------------------------------------------------
+
+    def exp(self) -> "Tensor":
+        """e ** x elementwise (overflows to inf, as in PyTorch)."""
+        raise NotImplementedError('Tensor.exp: your turn - see the TODOs above')
+
+    def log(self) -> "Tensor":
+        """Natural log elementwise: -inf at 0 and nan below, as in PyTorch."""
+        raise NotImplementedError('Tensor.log: your turn - see the TODOs above')
+
+    # -- indexing ------------------------------------------------------------
+
+    def __getitem__(self, index: Any) -> "Tensor":
+        """Basic and advanced numpy indexing; Tensor indices are used by their values.
+
+        The index is saved (op "getitem") so module 05 can scatter gradients back.
+        """
+        # TODO: Replace Tensor indices (alone or inside a tuple) by their .data.
+        # TODO: Index self.data; let numpy's IndexError through with its message.
+        # TODO: Record op "getitem" with saved `index` (the converted one).
+        raise NotImplementedError('Tensor.__getitem__: your turn - see the TODOs above')
+
+
+def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """Functional constructor, like torch.tensor (but float32 for Python data)."""
+    return Tensor(data, dtype=dtype, requires_grad=requires_grad)
