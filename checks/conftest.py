@@ -12,18 +12,24 @@ from __future__ import annotations
 import os
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 from grading import assembly
 
+# The explain phase costs seconds per failing check and learners see many
+# failures at once; the shrunk falsifying example is what they need.
+PHASES = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink]
+
 settings.register_profile(
     "dev",
+    phases=PHASES,
     max_examples=25,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.register_profile(
     "ci",
+    phases=PHASES,
     max_examples=120,
     deadline=None,
     derandomize=True,

@@ -192,8 +192,16 @@ def generate(root: Path = _curriculum.PROJECT_ROOT, modules=None, force: bool = 
         kata_path.write_text(stub, encoding="utf-8")
         lock[rel] = _digest(stub)
         report.written.append(kata_path)
-    (katas / LOCK_NAME).write_text(json.dumps(dict(sorted(lock.items())), indent=2) + "\n")
+    _write_lock(katas, {k: v for k, v in lock.items() if any(k == p.relative_to(katas).as_posix()
+                                                              for p in report.written + report.unchanged)})
     return report
+
+
+def _write_lock(katas: Path, updates: dict[str, str]) -> None:
+    """Merge `updates` into the lock, re-reading it first so concurrent runs keep each other's entries."""
+    lock = _load_lock(katas)
+    lock.update(updates)
+    (katas / LOCK_NAME).write_text(json.dumps(dict(sorted(lock.items())), indent=2) + "\n")
 
 
 def check(root: Path = _curriculum.PROJECT_ROOT, modules=None, strict: bool = False) -> StubReport:
@@ -231,3 +239,33 @@ def check(root: Path = _curriculum.PROJECT_ROOT, modules=None, strict: bool = Fa
         else:
             report.unchanged.append(kata_path)  # the learner's work: interface checked only
     return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m grading.stubs [--check] [--force] [NN ...]` (the same as `kata stubs`)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m grading.stubs")
+    parser.add_argument("modules", nargs="*", help="module numbers or slugs (default: all available)")
+    parser.add_argument("--check", action="store_true", help="report drift, write nothing")
+    parser.add_argument("--strict", action="store_true", help="with --check: every kata must be a pristine stub")
+    parser.add_argument("--force", action="store_true", help="overwrite kata files even if edited")
+    args = parser.parse_args(argv)
+    cur = _curriculum.load()
+    modules = [cur.module(m) for m in args.modules] or None
+    if args.check:
+        report = check(modules=modules, strict=args.strict)
+        for line in report.drift:
+            print(line)
+        print("katas in sync with reference" if report.in_sync else f"{len(report.drift)} problem(s)")
+        return 0 if report.in_sync else 1
+    report = generate(modules=modules, force=args.force)
+    for path in report.written:
+        print(f"wrote {path}")
+    for path in report.refused:
+        print(f"refused {path}: edited since it was generated (use --force to overwrite)")
+    return 1 if report.refused else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

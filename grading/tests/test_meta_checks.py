@@ -1,0 +1,115 @@
+"""Meta-tests: the checks themselves are honest.
+
+1. For every available module, every check passes on the reference and every
+   one of them fails on pristine stubs (generated afresh into a temporary
+   directory, so a learner's edits never matter). A check that passes on a stub
+   cannot catch anything and is a defect.
+2. Nothing in katas/NN_*, reference/NN_* or checks/NN_* imports a tinytorch
+   module from a later module: a learner on module 05 never needs module 06.
+3. Kata and reference code imports only numpy, the standard library and tinytorch.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from grading import curriculum, stubs
+
+ROOT = curriculum.PROJECT_ROOT
+CURRICULUM = curriculum.load()
+AVAILABLE = [m for m in CURRICULUM.modules if m.is_available()]
+
+
+def _run_checks(module: curriculum.Module, impl: str, katas_dir: Path, junit: Path) -> dict[str, str]:
+    """Run one module's checks in a fresh interpreter; return {test id: outcome}."""
+    env = {**os.environ, "TINYTORCH_KATAS": str(katas_dir), "HYPOTHESIS_PROFILE": "dev"}
+    env.pop("TINYTORCH_IMPL", None)
+    cmd = [sys.executable, "-m", "pytest", str(module.checks_dir()), f"--impl={impl}", "-q", "-p", "no:cacheprovider",
+           "-p", "no:randomly", f"--junitxml={junit}", "-o", "junit_family=xunit2"]
+    subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=module.timeout * 2)
+    outcomes: dict[str, str] = {}
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        name = f"{case.get('classname')}::{case.get('name')}"
+        if case.find("failure") is not None or case.find("error") is not None:
+            outcomes[name] = "failed"
+        elif case.find("skipped") is not None:
+            outcomes[name] = "skipped"
+        else:
+            outcomes[name] = "passed"
+    return outcomes
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module", AVAILABLE, ids=lambda m: m.key)
+def test_every_check_passes_on_reference_and_fails_on_pristine_stubs(module, tmp_path):
+    pristine = tmp_path / "katas"
+    for name in module.files:
+        target = pristine / module.key / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        source = module.reference_dir() / name
+        target.write_text(stubs.make_stub(source.read_text(), source.relative_to(ROOT).as_posix()))
+    # Every other module comes from the reference in both runs, so only this module's stubs are on trial.
+    others = ",".join(f"{m.number:02d}=reference" for m in CURRICULUM.modules if m.number != module.number)
+    on_reference = _run_checks(module, "reference", pristine, tmp_path / "reference.xml")
+    on_stubs = _run_checks(module, f"katas,{others}", pristine, tmp_path / "stubs.xml")
+
+    assert on_reference, f"{module.key}: no checks were collected"
+    not_passing = sorted(name for name, outcome in on_reference.items() if outcome != "passed")
+    assert not not_passing, f"{module.key}: checks that do not pass on the reference: {not_passing}"
+    assert set(on_stubs) == set(on_reference), f"{module.key}: different checks collected on stubs"
+    vacuous = sorted(name for name, outcome in on_stubs.items() if outcome != "failed")
+    assert not vacuous, f"{module.key}: checks that do not fail on pristine stubs (they cannot catch anything): {vacuous}"
+
+
+def _imported_tinytorch_modules(path: Path) -> list[tuple[int, str]]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == "tinytorch":
+                found += [(node.lineno, f"tinytorch.{alias.name}") for alias in node.names]
+            else:
+                found.append((node.lineno, node.module))
+    return found
+
+
+def _module_files(module: curriculum.Module) -> list[Path]:
+    folders = [module.katas_dir(), module.reference_dir(), module.checks_dir()]
+    return sorted(p for folder in folders if folder.is_dir() for p in folder.rglob("*.py"))
+
+
+@pytest.mark.parametrize("module", AVAILABLE, ids=lambda m: m.key)
+def test_no_module_imports_a_later_module(module):
+    problems = []
+    for path in _module_files(module):
+        for line, name in _imported_tinytorch_modules(path):
+            parts = name.split(".")
+            if parts[0] != "tinytorch" or len(parts) < 2:
+                continue
+            owner = CURRICULUM.export_owner(parts[1])
+            if owner is not None and owner.number > module.number:
+                problems.append(f"{path.relative_to(ROOT)}:{line} imports {name} from module {owner.key}")
+    assert not problems, "\n".join(problems)
+
+
+ALLOWED_FOR_LEARNERS = {"numpy", "tinytorch", "__future__"} | set(sys.stdlib_module_names)
+
+
+@pytest.mark.parametrize("module", AVAILABLE, ids=lambda m: m.key)
+def test_framework_code_imports_only_numpy_stdlib_and_tinytorch(module):
+    problems = []
+    for folder in (module.katas_dir(), module.reference_dir()):
+        for path in sorted(folder.rglob("*.py")):
+            for line, name in _imported_tinytorch_modules(path):
+                if name.split(".")[0] not in ALLOWED_FOR_LEARNERS:
+                    problems.append(f"{path.relative_to(ROOT)}:{line} imports {name}")
+    assert not problems, "\n".join(problems)

@@ -1,0 +1,100 @@
+"""What every milestone script shares: its command line, its target, its verdict.
+
+A milestone script trains a historical model with `tinytorch` only. This file
+is the plumbing around it (no ML here):
+
+    run = MilestoneRun.from_cli("perceptron")   # before importing tinytorch: honours --impl
+    from tinytorch.tensor import Tensor
+    ...
+    run.log("epoch 1: loss 0.31")
+    run.plot_path("decision_boundary.png")      # where to save figures
+    raise SystemExit(run.finish(measured_accuracy, details={...}))
+
+Flags every script accepts:
+    --impl katas|reference|mix   which tinytorch to assemble (sets TINYTORCH_IMPL)
+    --data-dir DIR               datasets (sets TINYTORCH_DATA); nothing is downloaded if present
+    --out-dir DIR                plots and logs (default: results/milestones/<slug>)
+    --result-json PATH           where the grader reads the measured metric
+    --seed N                     the random seed (default 0)
+
+The verdict compares the measured metric with the manifest's target; the
+grader reads the metric from --result-json, never from the exit code alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from grading import curriculum
+
+
+class MilestoneRun:
+    def __init__(self, milestone: curriculum.Milestone, args: argparse.Namespace):
+        self.milestone = milestone
+        self.args = args
+        self.seed: int = args.seed
+        self.out_dir = Path(args.out_dir or curriculum.PROJECT_ROOT / "results" / "milestones" / milestone.slug)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.started = time.perf_counter()
+        self.artifacts: list[str] = []
+
+    @classmethod
+    def from_cli(cls, slug: str, argv: list[str] | None = None, extra=None) -> "MilestoneRun":
+        """Parse the shared flags (plus `extra(parser)` ones) and set up the environment."""
+        milestone = curriculum.load().milestone(slug)
+        parser = argparse.ArgumentParser(description=f"{milestone.year}: {milestone.title}")
+        parser.add_argument("--impl", default=None, help="katas (default), reference, or e.g. 'katas,05=reference'")
+        parser.add_argument("--data-dir", default=None, help="dataset directory (else $TINYTORCH_DATA or the cache)")
+        parser.add_argument("--out-dir", default=None, help="where plots go")
+        parser.add_argument("--result-json", default=None, help="write the measured result here")
+        parser.add_argument("--seed", type=int, default=0)
+        if extra is not None:
+            extra(parser)
+        args = parser.parse_args(argv)
+        if args.impl:
+            os.environ["TINYTORCH_IMPL"] = args.impl
+        if args.data_dir:
+            os.environ["TINYTORCH_DATA"] = str(Path(args.data_dir).resolve())
+        run = cls(milestone, args)
+        run.log(f"{milestone.year} - {milestone.title}")
+        run.log(f"target: {milestone.metric} >= {milestone.target:g}   (tinytorch: {os.environ.get('TINYTORCH_IMPL', 'katas')})")
+        return run
+
+    def log(self, message: str) -> None:
+        print(message, flush=True)
+
+    def plot_path(self, name: str) -> Path:
+        path = self.out_dir / name
+        self.artifacts.append(str(path))
+        return path
+
+    def finish(self, value: float, details: dict | None = None) -> int:
+        """Print the verdict, write the result file, return the exit code (0 = target met)."""
+        target = self.milestone.target
+        passed = bool(value >= target)
+        elapsed = time.perf_counter() - self.started
+        verdict = "PASSED" if passed else "MISSED"
+        self.log(f"{verdict}: {self.milestone.metric} = {value:.4f} (target >= {target:g}) in {elapsed:.1f} s")
+        result = {
+            "milestone": self.milestone.slug,
+            "metric": self.milestone.metric,
+            "value": float(value),
+            "target": target,
+            "passed": passed,
+            "seconds": round(elapsed, 3),
+            "artifacts": self.artifacts,
+            "details": details or {},
+        }
+        if self.args.result_json:
+            Path(self.args.result_json).write_text(json.dumps(result, indent=2))
+        return 0 if passed else 1
+
+
+def main_guard(fn) -> None:
+    """Run `fn()` as a script's main and exit with its code."""
+    sys.exit(fn())
