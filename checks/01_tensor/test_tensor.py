@@ -177,6 +177,11 @@ def test_numpy_scalar_on_the_left_gives_a_tensor():
     assert isinstance(out, Tensor) and out.numpy().tolist() == [2.0, 4.0]
 
 
+def test_integer_tensors_with_integer_scalars_stay_int64():
+    assert_parity(lambda a: a * 3 + 1, np.array([1, 2, 3]))
+    assert (Tensor([1.0, 2.0]) - [0.5, 1.5]).numpy().tolist() == [0.5, 0.5], "lists are lifted to float32 tensors"
+
+
 def test_integer_division_gives_float32_as_in_torch():
     assert_parity(lambda a, b: a / b, np.array([1, 2, 3]), np.array([2, 2, 2]))
 
@@ -310,6 +315,7 @@ def test_transpose_and_permute(case):
     assert_parity(lambda x: x.transpose(dim0, dim1), array)
     order = tuple(reversed(range(array.ndim)))
     assert_parity(lambda x: x.permute(*order), array)
+    assert_parity(lambda x: x.permute(order), array)
 
 
 @given(tst.arrays(tst.shapes(min_dims=2, max_dims=2)))
