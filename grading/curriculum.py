@@ -27,6 +27,26 @@ class CurriculumError(ValueError):
 
 
 @dataclass(frozen=True)
+class Threshold:
+    """A performance threshold of a module (see grading/thresholds.py).
+
+    kind "ratio": time(learner's op) / time(baseline) on the same data, measured in one
+    process, must be <= max_ratio; `benchmark` names the function ("grading.thresholds:fn").
+    Its `points` are part of the module's points: a miss costs exactly them.
+    """
+
+    name: str
+    kind: str
+    benchmark: str
+    max_ratio: float
+    points: float
+    description: str = ""
+
+
+THRESHOLD_KINDS = ("ratio",)
+
+
+@dataclass(frozen=True)
 class Module:
     number: int
     slug: str
@@ -36,7 +56,11 @@ class Module:
     prerequisites: tuple[int, ...]
     points: float
     timeout: float
-    thresholds: tuple[dict, ...] = ()
+    thresholds: tuple[Threshold, ...] = ()
+
+    @property
+    def threshold_points(self) -> float:
+        return sum(t.points for t in self.thresholds)
 
     @property
     def key(self) -> str:
@@ -132,6 +156,18 @@ def _validate(curriculum: Curriculum) -> None:
             if export in seen:
                 raise CurriculumError(f"tinytorch.{export} is exported by both {seen[export]} and {module.key}")
             seen[export] = module.key
+        names = [t.name for t in module.thresholds]
+        if len(set(names)) != len(names):
+            raise CurriculumError(f"{module.key}: duplicate threshold names {names}")
+        for t in module.thresholds:
+            if t.kind not in THRESHOLD_KINDS:
+                raise CurriculumError(f"{module.key}: threshold {t.name}: kind must be one of {THRESHOLD_KINDS}")
+            if not t.max_ratio > 0 or t.points < 0:
+                raise CurriculumError(f"{module.key}: threshold {t.name}: max_ratio > 0 and points >= 0 required")
+            if not t.benchmark.startswith("grading."):
+                raise CurriculumError(f"{module.key}: threshold {t.name}: benchmark must live in grading/")
+        if module.threshold_points >= module.points:
+            raise CurriculumError(f"{module.key}: thresholds may take only part of the module's points")
     for milestone in curriculum.milestones:
         for req in milestone.requires:
             if not 1 <= req <= len(numbers):
@@ -151,7 +187,17 @@ def parse(text: str) -> Curriculum:
                 prerequisites=tuple(m.get("prerequisites", ())),
                 points=float(m["points"]),
                 timeout=float(m.get("timeout", 300)),
-                thresholds=tuple(m.get("thresholds", ())),
+                thresholds=tuple(
+                    Threshold(
+                        name=t["name"],
+                        kind=t.get("kind", "ratio"),
+                        benchmark=t["benchmark"],
+                        max_ratio=float(t["max_ratio"]),
+                        points=float(t.get("points", 0)),
+                        description=t.get("description", ""),
+                    )
+                    for t in m.get("thresholds", ())
+                ),
             )
             for m in raw["modules"]
         )

@@ -1,0 +1,481 @@
+"""Run one module's checks, a threshold benchmark or a milestone in the sandbox, and
+turn what happened into results the grader can trust.
+
+Trust model: the grader decides from facts it observed itself - the child's exit status
+(code or signal, timeout), the JUnit XML pytest wrote to a path in a temporary directory
+the grader created, and the list of checks it collected on the *reference* beforehand.
+A module passes only if every expected check is present in the JUnit file and passed,
+and the exit code agrees. Nothing in the learner's folder is ever read as a result.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from grading import curriculum as _curriculum
+from grading import sandbox
+
+ROOT = _curriculum.PROJECT_ROOT
+TIMEOUT_ENV = "KATA_TIMEOUT"  # override every manifest timeout (seconds): tests and quick runs
+PYTEST_EXIT = {0: "all passed", 1: "some checks failed", 2: "interrupted", 3: "internal error",
+               4: "usage error", 5: "no checks collected"}
+
+
+def effective_timeout(manifest_timeout: float, override: float | None = None) -> float:
+    if override:
+        return float(override)
+    env = os.environ.get(TIMEOUT_ENV)
+    return float(env) if env else float(manifest_timeout)
+
+
+def child_env(katas_dir: Path | None, impl: str, **extra: str) -> dict[str, str]:
+    """The environment of every sandboxed child: no stray TINYTORCH_* from the grader's shell."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TINYTORCH_", "PYTEST_", "COV_", "KATA_"))}
+    env["TINYTORCH_IMPL"] = impl
+    if katas_dir is not None:
+        env["TINYTORCH_KATAS"] = str(katas_dir)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # never drop __pycache__ into the learner's folder
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    env["PYTHONHASHSEED"] = "0"
+    env["MPLBACKEND"] = "Agg"
+    for key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.setdefault(key, "1")  # fair, reproducible timings; batch mode runs many of these at once
+    env.update({k: v for k, v in extra.items() if v is not None})
+    return env
+
+
+# -- checks --------------------------------------------------------------------
+
+
+@dataclass
+class CheckResult:
+    id: str  # "test_tensor.py::test_division" (unique within the module)
+    outcome: str  # passed | failed | error | skipped | missing
+    message: str = ""  # one plain line
+    detail: str = ""  # the traceback, truncated
+    location: str = ""  # "katas/01_tensor/tensor.py:124" when the failure is in the kata
+    duration: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "passed"
+
+
+@dataclass
+class ModuleRun:
+    module: str
+    impl: str
+    status: str  # passed | failing | error (could not run at all)
+    passed: int
+    total: int
+    checks: list[CheckResult] = field(default_factory=list)
+    reason: str = ""  # why the module failed as a whole (timeout, crash, import error...)
+    duration: float = 0.0
+    exit_code: int | None = None
+    output_tail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "passed"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModuleRun":
+        data = dict(data)
+        data["checks"] = [CheckResult(**c) for c in data.get("checks", [])]
+        return cls(**data)
+
+
+def _nodeid_to_key(nodeid: str) -> str:
+    """'checks/01_tensor/test_tensor.py::Cls::test_x[1]' -> 'test_tensor.py::Cls::test_x[1]'."""
+    path, _, rest = nodeid.partition("::")
+    return f"{Path(path).name}::{rest}"
+
+
+def _junit_to_key(classname: str, name: str) -> str:
+    """JUnit (classname 'checks.01_tensor.test_tensor.Cls', name) -> the same key as above."""
+    parts = classname.split(".")
+    # the file is the last part that starts with "test" (classes come after it)
+    for i in range(len(parts) - 1, -1, -1):
+        if parts[i].startswith("test"):
+            return "::".join([parts[i] + ".py", *parts[i + 1:], name])
+    return f"{classname}::{name}"
+
+
+def pytest_base_args(checks_dir: Path, impl: str, junit: Path | None, select: str | None) -> list[str]:
+    args = [sys.executable, "-m", "pytest", str(checks_dir), f"--impl={impl}",
+            "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"),
+            "-p", "no:cacheprovider", "-p", "no:randomly", "-p", "grading._pytest_progress",
+            "-q", "--tb=short", "--show-capture=no", "-o", "console_output_style=classic",
+            "-W", "ignore::DeprecationWarning"]
+    if junit is not None:
+        args += [f"--junitxml={junit}", "-o", "junit_family=xunit2", "-o", "junit_logging=no"]
+    if select:
+        args += ["-k", select]
+    return args
+
+
+def _checks_fingerprint(module: _curriculum.Module) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for folder in (module.checks_dir(), module.reference_dir(), ROOT / "checks" / "harness"):
+        for path in sorted(folder.rglob("*.py")):
+            digest.update(path.as_posix().encode())
+            digest.update(path.read_bytes())
+    digest.update((ROOT / "checks" / "conftest.py").read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _short_hash(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+@lru_cache(maxsize=None)
+def expected_checks(module_key: str, select: str | None = None) -> tuple[str, ...]:
+    """The checks a module must have, collected on the reference in a sandbox (cached on disk)."""
+    module = _curriculum.load().module(module_key)
+    fingerprint = _checks_fingerprint(module)
+    cache = ROOT / ".kata" / "collected" / f"{module.key}-{fingerprint}-{_short_hash(select) if select else 'all'}.json"
+    if cache.is_file():
+        try:
+            return tuple(json.loads(cache.read_text()))
+        except (OSError, ValueError):
+            pass
+    with tempfile.TemporaryDirectory(prefix="kata-collect-") as tmp:
+        cmd = pytest_base_args(module.checks_dir(), "reference", None, select) + ["--collect-only"]
+        outcome = sandbox.run(cmd, env=child_env(None, "reference"), cwd=tmp, timeout=120,
+                              memory=sandbox.default_memory_limit(), output_cap=4 * 1024 * 1024)
+    ids = tuple(line.strip() for line in outcome.output.splitlines() if "::" in line and not line.startswith(" "))
+    if outcome.returncode != 0 or not ids:
+        raise RuntimeError(f"could not collect the checks of {module.key} on the reference:\n{outcome.output[-3000:]}")
+    keys = tuple(_nodeid_to_key(i) for i in ids)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(keys))
+    except OSError:
+        pass
+    return keys
+
+
+_FRAME = re.compile(r"^(?P<path>[^\s:][^:]*\.py):(?P<line>\d+): in (?P<func>\S+)", re.M)
+_TRACEBACK_FRAME = re.compile(r'File "(?P<path>[^"]+\.py)", line (?P<line>\d+)')
+_NOT_IMPLEMENTED = re.compile(r"NotImplementedError:\s*(?P<what>[\w.<>]+)?(?P<rest>.*)")
+
+
+def _kata_relative(path: str, katas_dir: Path | None) -> str | None:
+    """'…/katas/01_tensor/tensor.py' -> 'katas/01_tensor/tensor.py' if the file is the learner's."""
+    if katas_dir is None:
+        return None
+    p = Path(path)
+    if not p.is_absolute():
+        p = Path(os.path.normpath(katas_dir.parent / p))
+    try:
+        return "katas/" + p.resolve().relative_to(katas_dir.resolve()).as_posix()
+    except (ValueError, OSError):
+        return None
+
+
+def _last_kata_location(text: str, katas_dir: Path | None) -> str:
+    found = ""
+    for match in list(_FRAME.finditer(text)) + list(_TRACEBACK_FRAME.finditer(text)):
+        rel = _kata_relative(match["path"], katas_dir)
+        if rel:
+            found = f"{rel}:{match['line']}"
+    return found
+
+
+def _first_meaningful_line(message: str, text: str) -> str:
+    for source in (message, *[l[1:].strip() for l in text.splitlines() if l.startswith("E ")]):
+        for line in (source or "").splitlines():
+            line = line.strip()
+            if line and not line.startswith(("Falsifying example", "You can reproduce")):
+                return line[:300]
+    return "failed (no message)"
+
+
+def explain(message: str, text: str, katas_dir: Path | None) -> tuple[str, str]:
+    """(plain one-line explanation, kata location) for one failing check."""
+    location = _last_kata_location(text, katas_dir)
+    first = _first_meaningful_line(message, text)
+    not_impl = _NOT_IMPLEMENTED.search(first) or _NOT_IMPLEMENTED.search(message or "")
+    if not_impl:
+        what = (not_impl["what"] or "").rstrip(":") or "a function"
+        file = location.rsplit(":", 1)[0] if location else ""
+        return f"not implemented yet: {what}" + (f" ({file})" if file else ""), location
+    if first.startswith("MemoryError"):
+        return "ran out of memory (MemoryError): the memory limit was reached" + (f" at {location}" if location else ""), location
+    if location and not first.startswith(location):
+        return f"{first}  [{location}]", location
+    return first, location
+
+
+def _collection_error(text: str, katas_dir: Path | None) -> str:
+    """'SyntaxError: invalid syntax (katas/01_tensor/tensor.py, line 12)' from a collection traceback."""
+    lines = [l[1:].strip() if l.startswith("E ") else l.strip() for l in text.splitlines()]
+    lines = [l for l in lines if l]
+    location = ""
+    for match in _TRACEBACK_FRAME.finditer(text):
+        rel = _kata_relative(match["path"], katas_dir)
+        if rel:
+            location = f"{rel}, line {match['line']}"
+    for match in _FRAME.finditer(text):
+        rel = _kata_relative(match["path"], katas_dir)
+        if rel:
+            location = f"{rel}, line {match['line']}"
+    error = next((l for l in reversed(lines) if re.match(r"^[A-Za-z_.]*(Error|Exception|Exit|Interrupt)\b", l)), "")
+    error = error or next((l for l in reversed(lines) if ":" in l), "import failed")
+    where = f" in {location}" if location else ""
+    return f"import error{where}: {error}"[:500]
+
+
+def parse_junit(path: Path, katas_dir: Path | None) -> tuple[dict[str, CheckResult], list[str]]:
+    """{key: CheckResult} and the collection errors found in a pytest JUnit file."""
+    results: dict[str, CheckResult] = {}
+    collection_errors: list[str] = []
+    root = ET.parse(path).getroot()
+    for case in root.iter("testcase"):
+        classname, name = case.get("classname", ""), case.get("name", "")
+        duration = float(case.get("time") or 0)
+        failure = case.find("failure")
+        error = case.find("error")
+        skipped = case.find("skipped")
+        bad = failure if failure is not None else error
+        if bad is not None and (not classname or bad.get("message", "").startswith("collection failure")):
+            collection_errors.append(_collection_error(bad.text or bad.get("message", ""), katas_dir))
+            continue
+        key = _junit_to_key(classname, name)
+        if bad is not None:
+            message, text = bad.get("message", ""), bad.text or ""
+            plain, location = explain(message, text, katas_dir)
+            results[key] = CheckResult(key, "failed" if failure is not None else "error", plain, text[-4000:],
+                                       location, duration)
+        elif skipped is not None:
+            results[key] = CheckResult(key, "skipped", skipped.get("message", "skipped")[:300], "", "", duration)
+        else:
+            results[key] = CheckResult(key, "passed", "", "", "", duration)
+    return results, collection_errors
+
+
+def _last_started(progress: Path) -> str | None:
+    try:
+        lines = progress.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    finished = {l.split("\t", 1)[1] for l in lines if not l.startswith("start\t") and "\t" in l}
+    started = [l.split("\t", 1)[1] for l in lines if l.startswith("start\t")]
+    running = [s for s in started if s not in finished]
+    return _nodeid_to_key(running[-1]) if running else None
+
+
+def run_checks(
+    module: _curriculum.Module,
+    katas_dir: Path,
+    impl: str = "katas",
+    *,
+    timeout: float | None = None,
+    memory: int | None = None,
+    select: str | None = None,
+    workers: int | str | None = None,
+    hypothesis_profile: str = "ci",
+    cwd: Path | None = None,
+) -> ModuleRun:
+    """Run `module`'s checks against the kata in `katas_dir` in a sandboxed pytest."""
+    limit = effective_timeout(module.timeout, timeout)
+    memory = sandbox.default_memory_limit() if memory is None else memory
+    try:
+        expected = expected_checks(module.key, select)
+    except RuntimeError as err:
+        return ModuleRun(module.key, impl, "error", 0, 0, reason=str(err)[:2000])
+    with tempfile.TemporaryDirectory(prefix=f"kata-{module.key}-") as tmp:
+        tmpdir = Path(tmp)
+        junit = tmpdir / f"junit-{os.urandom(8).hex()}.xml"
+        progress = tmpdir / "progress.tsv"
+        cmd = pytest_base_args(module.checks_dir(), impl, junit, select)
+        if workers and str(workers) not in ("0", "1"):
+            cmd += ["-n", str(workers)]
+        else:
+            cmd += ["-p", "no:xdist"]
+        env = child_env(katas_dir, impl, HYPOTHESIS_PROFILE=hypothesis_profile, KATA_PROGRESS=str(progress))
+        work = cwd or tmpdir
+        outcome = sandbox.run(cmd, env=env, cwd=work, timeout=limit, memory=memory)
+        results: dict[str, CheckResult] = {}
+        collection_errors: list[str] = []
+        junit_problem = ""
+        if junit.is_file():
+            try:
+                results, collection_errors = parse_junit(junit, katas_dir)
+            except (ET.ParseError, OSError) as err:
+                junit_problem = f"the check results file is unreadable ({err})"
+        else:
+            junit_problem = "no check results were written"
+        running = _last_started(progress)
+    return _verdict(module, impl, expected, results, collection_errors, outcome, junit_problem, running)
+
+
+def _verdict(module, impl, expected, results, collection_errors, outcome: sandbox.Outcome, junit_problem: str,
+             running: str | None) -> ModuleRun:
+    checks: list[CheckResult] = []
+    for key in expected:
+        if key in results:
+            checks.append(results[key])
+        else:
+            checks.append(CheckResult(key, "missing", "did not run (see the module's reason)"))
+    passed = sum(1 for c in checks if c.ok)
+    total = len(expected)
+    during = f" while running {running}" if running else ""
+    reason = ""
+    crashed = outcome.describe()
+    code = outcome.returncode
+    if crashed:
+        reason = crashed + during
+    elif collection_errors:
+        reason = collection_errors[0]
+    elif junit_problem:
+        reason = f"exited early with code {code} before the checks finished{during}: {junit_problem}"
+    elif code not in (0, 1):
+        reason = f"exited early with code {code} ({PYTEST_EXIT.get(code, 'not a pytest exit code')}){during}"
+    elif code == 0 and passed < total:
+        reason = f"inconsistent results: exit code 0 but only {passed}/{total} checks recorded as passed"
+    elif code == 1 and passed == total:
+        reason = "inconsistent results: every expected check passed but pytest reported a failure"
+    if crashed or junit_problem:
+        # The run did not complete: whatever it recorded is not a complete, trustworthy record.
+        for c in checks:
+            if c.outcome == "missing":
+                c.message = "did not run: " + reason
+    if any("MemoryError" in c.detail or "MemoryError" in c.message for c in checks) and not reason:
+        reason = f"memory limit ({sandbox.format_bytes(outcome.memory_limit)}) reached in some checks"
+    if outcome.output_truncated:
+        reason = (reason + "; " if reason else "") + f"printed {outcome.output_bytes} bytes of output (truncated)"
+    ok = not crashed and not collection_errors and not junit_problem and code == 0 and passed == total and total > 0
+    if ok and outcome.output_truncated:
+        reason = f"passed (note: printed {outcome.output_bytes} bytes of output, truncated)"
+    status = "passed" if ok else "failing"
+    if crashed or junit_problem or collection_errors:
+        passed = 0  # an incomplete run earns nothing (its partial record is not evidence)
+    return ModuleRun(module.key, impl, status, passed, total, checks, reason, round(outcome.duration, 3), code,
+                     outcome.output[-6000:])
+
+
+# -- thresholds ----------------------------------------------------------------
+
+
+@dataclass
+class ThresholdResult:
+    name: str
+    max_ratio: float
+    points: float
+    measured: float | None
+    passed: bool
+    earned: float
+    message: str
+    samples: list[float] = field(default_factory=list)
+    duration: float = 0.0
+
+
+def run_threshold(module: _curriculum.Module, threshold: _curriculum.Threshold, katas_dir: Path, impl: str, *,
+                  timeout: float | None = None, memory: int | None = None) -> ThresholdResult:
+    limit = min(effective_timeout(module.timeout, timeout), 300.0)
+    memory = sandbox.default_memory_limit() if memory is None else memory
+    with tempfile.TemporaryDirectory(prefix="kata-threshold-") as tmp:
+        out = Path(tmp) / f"threshold-{os.urandom(8).hex()}.json"
+        cmd = [sys.executable, "-m", "grading.thresholds", module.key, threshold.name, "--out", str(out)]
+        outcome = sandbox.run(cmd, env=child_env(katas_dir, impl), cwd=tmp, timeout=limit, memory=memory)
+        data = None
+        if out.is_file() and outcome.returncode == 0:
+            try:
+                data = json.loads(out.read_text())
+            except ValueError:
+                data = None
+    base = dict(name=threshold.name, max_ratio=threshold.max_ratio, points=threshold.points,
+                duration=round(outcome.duration, 3))
+    ratio = data.get("ratio") if isinstance(data, dict) else None
+    if not isinstance(ratio, (int, float)) or not math.isfinite(ratio) or ratio <= 0:
+        why = outcome.describe() or (f"exited with code {outcome.returncode}" if outcome.returncode else "no measurement")
+        tail = outcome.output.strip().splitlines()[-1:] if outcome.output.strip() else []
+        return ThresholdResult(measured=None, passed=False, earned=0.0,
+                               message=f"not measured: {why}" + (f" ({tail[0][:200]})" if tail else ""), **base)
+    passed = ratio <= threshold.max_ratio
+    if passed:
+        message = f"ratio {ratio:.2f} <= {threshold.max_ratio:g}"
+    else:
+        message = f"ratio {ratio:.2f} > {threshold.max_ratio:g}: {ratio / threshold.max_ratio:.1f}x over the bound"
+    return ThresholdResult(measured=round(ratio, 4), passed=passed, earned=threshold.points if passed else 0.0,
+                           message=message, samples=list(data.get("samples", [])), **base)
+
+
+# -- milestones ----------------------------------------------------------------
+
+
+@dataclass
+class MilestoneRunResult:
+    slug: str
+    status: str  # passed | missed | error
+    metric: str
+    target: float
+    value: float | None
+    message: str
+    duration: float = 0.0
+    artifacts: list[str] = field(default_factory=list)
+    output_tail: str = ""
+
+
+def run_milestone(milestone: _curriculum.Milestone, katas_dir: Path | None, impl: str, *,
+                  out_dir: Path, data_dir: Path | None = None, timeout: float | None = None,
+                  memory: int | None = None, seed: int = 0, stream=None) -> MilestoneRunResult:
+    """Run a milestone script; it passes only on the metric in the result file the grader chose."""
+    limit = effective_timeout(milestone.timeout, timeout)
+    memory = sandbox.default_memory_limit() if memory is None else memory
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f"kata-milestone-{milestone.slug}-") as tmp:
+        result_json = Path(tmp) / f"result-{os.urandom(8).hex()}.json"
+        cmd = [sys.executable, str(milestone.script_path()), "--impl", impl, "--out-dir", str(out_dir),
+               "--result-json", str(result_json), "--seed", str(seed)]
+        extra = {}
+        if data_dir is not None:
+            cmd += ["--data-dir", str(data_dir)]
+            extra["TINYTORCH_DATA"] = str(data_dir)
+        elif os.environ.get("TINYTORCH_DATA"):
+            extra["TINYTORCH_DATA"] = os.environ["TINYTORCH_DATA"]
+        started = time.monotonic()
+        outcome = sandbox.run(cmd, env=child_env(katas_dir, impl, **extra), cwd=tmp, timeout=limit, memory=memory)
+        data = None
+        if result_json.is_file():
+            try:
+                data = json.loads(result_json.read_text())
+            except ValueError:
+                data = None
+    duration = round(time.monotonic() - started, 3)
+    base = dict(slug=milestone.slug, metric=milestone.metric, target=milestone.target, duration=duration,
+                output_tail=outcome.output[-4000:])
+    crashed = outcome.describe()
+    value = data.get("value") if isinstance(data, dict) else None
+    if crashed or not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        why = crashed or (f"no result written (exit code {outcome.returncode})" if data is None
+                          else "the result file has no finite 'value'")
+        last = [l for l in outcome.output.strip().splitlines() if l.strip()][-1:]
+        return MilestoneRunResult(status="error", value=None, message=why + (f": {last[0][:300]}" if last else ""),
+                                  **base)
+    if data.get("metric") not in (None, milestone.metric):
+        return MilestoneRunResult(status="error", value=None,
+                                  message=f"the script measured {data.get('metric')!r}, not {milestone.metric!r}", **base)
+    passed = value >= milestone.target
+    artifacts = [str(a) for a in data.get("artifacts", []) if isinstance(a, str) and Path(a).is_file()]
+    message = f"{milestone.metric} = {value:.4f} (target >= {milestone.target:g})"
+    return MilestoneRunResult(status="passed" if passed else "missed", value=float(value), message=message,
+                              artifacts=artifacts, **base)

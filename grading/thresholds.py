@@ -1,0 +1,145 @@
+"""Performance thresholds: the learner's op against raw numpy on the same data, as a ratio.
+
+Declared per module in grading/curriculum.toml::
+
+    [[modules.thresholds]]
+    name = "elementwise_add_vs_numpy"
+    kind = "ratio"                                   # the only kind: time(learner) / time(baseline)
+    benchmark = "grading.thresholds:tensor_add"      # module:function in grading/
+    max_ratio = 2.0
+    points = 1
+
+No absolute seconds: a ratio measured in one process, learner and baseline interleaved
+on the same arrays, survives a slow or busy machine. Each benchmark warms both sides up,
+then takes `rounds` paired samples (each the best of a few calls) and reports the median
+of the per-round ratios. A pathologically slow implementation (a Python loop where one
+numpy call belongs) is cut short after its first sample so the run stays bounded.
+
+The grader runs `python -m grading.thresholds <module> <name> --out PATH` in the sandbox,
+with the learner's framework assembled through TINYTORCH_IMPL, and reads PATH (in a
+temporary directory it owns).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import statistics
+import sys
+import time
+from typing import Callable
+
+ROUNDS = 15
+CALLS_PER_SAMPLE = 3
+WARMUP = 3
+BAIL_OUT_FACTOR = 20.0  # stop measuring once one sample is this many times over the bound
+
+
+def _best_of(fn: Callable[[], object], calls: int) -> float:
+    best = float("inf")
+    for _ in range(calls):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def compare(learner: Callable[[], object], baseline: Callable[[], object], max_ratio: float,
+            rounds: int = ROUNDS) -> dict:
+    """Median of paired ratios time(learner)/time(baseline), with warm-up; bounded for slow code."""
+    for _ in range(WARMUP):
+        baseline()
+    first = _best_of(learner, 1)  # also the learner's warm-up
+    base = _best_of(baseline, CALLS_PER_SAMPLE)
+    if first / base > max_ratio * BAIL_OUT_FACTOR:
+        return {"ratio": first / base, "samples": [first / base], "learner_s": first, "baseline_s": base,
+                "note": "stopped after one sample: far beyond the bound"}
+    for _ in range(WARMUP - 1):
+        learner()
+    ratios, learner_times, base_times = [], [], []
+    for i in range(rounds):
+        # Alternate which side goes first so neither always gets the warmer cache.
+        if i % 2:
+            b, t = _best_of(baseline, CALLS_PER_SAMPLE), _best_of(learner, CALLS_PER_SAMPLE)
+        else:
+            t, b = _best_of(learner, CALLS_PER_SAMPLE), _best_of(baseline, CALLS_PER_SAMPLE)
+        ratios.append(t / b)
+        learner_times.append(t)
+        base_times.append(b)
+    return {
+        "ratio": statistics.median(ratios),
+        "samples": [round(r, 4) for r in ratios],
+        "learner_s": statistics.median(learner_times),
+        "baseline_s": statistics.median(base_times),
+    }
+
+
+# -- module 01 ---------------------------------------------------------------
+
+
+def tensor_add(max_ratio: float) -> dict:
+    """1000x1000 float32 `a + b`: Tensor vs numpy.
+
+    Elementwise add is memory-bound (reads 8 MB, writes 4 MB), so a thin wrapper costs
+    < 10 % (the reference measures ~1.05). 2.0 still passes on a noisy machine but fails
+    an implementation that copies or converts both inputs on every op, and any Python
+    loop over elements (30x and more).
+    """
+    import numpy as np
+    from tinytorch.tensor import Tensor
+
+    rng = np.random.default_rng(0)
+    a = rng.random((1000, 1000), dtype=np.float32)
+    b = rng.random((1000, 1000), dtype=np.float32)
+    ta, tb = Tensor(a), Tensor(b)
+    return compare(lambda: ta + tb, lambda: a + b, max_ratio)
+
+
+def tensor_matmul(max_ratio: float) -> dict:
+    """256x256 float32 `a @ b`: Tensor vs numpy.
+
+    Matmul is compute-bound and should go to BLAS through np.matmul (the reference measures
+    ~1.0). 3.0 allows float64 upcasting or an extra copy, and fails anything that is not
+    BLAS: an einsum without optimisation, broadcast-multiply-then-sum (a 64 MB temporary),
+    or Python loops (10 s and more per call).
+    """
+    import numpy as np
+    from tinytorch.tensor import Tensor
+
+    rng = np.random.default_rng(1)
+    a = rng.random((256, 256), dtype=np.float32)
+    b = rng.random((256, 256), dtype=np.float32)
+    ta, tb = Tensor(a), Tensor(b)
+    return compare(lambda: ta @ tb, lambda: a @ b, max_ratio)
+
+
+def resolve(spec: str) -> Callable[[float], dict]:
+    """'grading.thresholds:tensor_add' (or just 'tensor_add') -> the function; grading/ only."""
+    module_name, _, function = spec.rpartition(":")
+    module_name = module_name or __name__
+    if not (module_name == "grading" or module_name.startswith("grading.")):
+        raise ValueError(f"benchmark {spec!r} must live in grading/")
+    return getattr(importlib.import_module(module_name), function)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from grading import curriculum
+
+    parser = argparse.ArgumentParser(prog="python -m grading.thresholds")
+    parser.add_argument("module")
+    parser.add_argument("name")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    module = curriculum.load().module(args.module)
+    threshold = next(t for t in module.thresholds if t.name == args.name)
+    result = resolve(threshold.benchmark)(threshold.max_ratio)
+    result["max_ratio"] = threshold.max_ratio
+    with open(args.out, "w") as handle:
+        json.dump(result, handle)
+    print(f"{module.key} {threshold.name}: ratio {result['ratio']:.3f} (max {threshold.max_ratio:g})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,348 @@
+# KATA: replace every `raise NotImplementedError` below with your implementation.
+# Generated from reference/03_layers/layers.py by `kata stubs`; your edits are never overwritten.
+"""Module 03 - Layers: parameters, modules and the building blocks of a network.
+
+A network is a tree of *modules*. Each module owns some *parameters* (the
+tensors training changes) and some child modules, and maps inputs to outputs
+in `forward`. This module gives tinytorch the torch.nn skeleton:
+
+    Parameter                  a Tensor that requires grad by default
+    Module                     parameters(), named_parameters(), children(), named_modules(),
+                               train()/eval(), state_dict()/load_state_dict(), zero_grad(),
+                               num_parameters(), parameter_nbytes(), a torch-like repr
+    Linear(in, out, bias, init, generator)   y = x @ W.T + b, W of shape (out, in) as in torch
+    Sequential(*layers)        a chain of Modules or plain callables (module 02's ReLU() ...)
+    Dropout(p, generator)      inverted dropout: zero with probability p, scale the rest by 1/(1-p)
+    Flatten(start_dim, end_dim)
+
+Randomness is explicit and reproducible: `manual_seed(seed)` resets the
+module-level numpy Generator that Linear's initialisation and Dropout use by
+default; any of them also accepts its own `generator=np.random.Generator`.
+
+Forward passes are built only from Tensor ops (module 01) and activations
+(module 02), so module 05's autograd differentiates them without new rules.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from typing import Any, Callable, Iterator, NamedTuple
+
+import numpy as np
+
+from tinytorch.tensor import FLOAT_DTYPES, Tensor
+
+INITS = ("kaiming", "xavier")
+
+# ----------------------------------------------------------------------------
+# Random numbers: one seeded default generator, explicit generators everywhere
+# ----------------------------------------------------------------------------
+
+_default_generator: np.random.Generator = np.random.default_rng(0)
+
+
+def manual_seed(seed: int) -> np.random.Generator:
+    """Reset the default generator to np.random.default_rng(seed) and return it (like torch.manual_seed)."""
+    # TODO: replace the module-level _default_generator (use `global`) and return it.
+    raise NotImplementedError('manual_seed: your turn - see the TODOs above')
+
+
+def default_generator() -> np.random.Generator:
+    """The generator used when a layer is given no `generator=` (checkpoints save its state)."""
+    return _default_generator
+
+
+def _generator(generator: np.random.Generator | None) -> np.random.Generator:
+    """The explicit generator if given, else the current default one (given helper)."""
+    return _default_generator if generator is None else generator
+
+
+# ----------------------------------------------------------------------------
+# Parameter
+# ----------------------------------------------------------------------------
+
+
+class Parameter(Tensor):
+    """A Tensor that is a learnable weight of a Module: requires_grad=True unless told otherwise.
+
+    data: anything Tensor accepts; it must be floating point (float32 default, float64 kept).
+    Assigning a Parameter as a Module attribute registers it (see Module.__setattr__).
+    """
+
+    def __init__(self, data: Any, requires_grad: bool = True):
+        # TODO: build the Tensor (super().__init__) keeping the data's dtype; integer or bool data
+        #       is a TypeError naming the dtype (a parameter must be trainable).
+        raise NotImplementedError('Parameter.__init__: your turn - see the TODOs above')
+
+    def __repr__(self) -> str:
+        return "Parameter containing:\n" + super().__repr__()
+
+
+# ----------------------------------------------------------------------------
+# Module
+# ----------------------------------------------------------------------------
+
+
+class IncompatibleKeys(NamedTuple):
+    """What load_state_dict(strict=False) could not match (torch returns the same pair)."""
+
+    missing_keys: list[str]
+    unexpected_keys: list[str]
+
+
+class Module:
+    """Base class of every layer and model.
+
+    Subclasses call ``super().__init__()`` first, then assign Parameters and child Modules as
+    attributes (``self.fc = Linear(2, 3)``): assignment registers them, in order, under that
+    name. Parameter names are dotted paths ("fc.weight", "0.bias"), exactly as in torch, so a
+    state_dict's keys line up with the equivalent torch model's.
+    """
+
+    def __init__(self) -> None:
+        # TODO: create the registries with object.__setattr__ (our __setattr__ relies on them):
+        #       _parameters and _modules (ordered dicts: name -> value) and training = True.
+        raise NotImplementedError('Module.__init__: your turn - see the TODOs above')
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Register Parameters in _parameters and Modules in _modules; other values are plain attributes."""
+        # TODO: 1. If the registries do not exist yet, raise AttributeError telling the author to call
+        #          super().__init__() before assigning attributes (only for Parameters/Modules).
+        # TODO: 2. A Parameter goes into _parameters[name], a Module into _modules[name]; remove the name
+        #          from the other registry so re-assigning a name with another kind works.
+        # TODO: 3. Anything else: object.__setattr__ (and forget any Parameter/Module of that name).
+        raise NotImplementedError('Module.__setattr__: your turn - see the TODOs above')
+
+    def __getattr__(self, name: str) -> Any:
+        """Look registered Parameters and Modules up by name (called only when normal lookup fails)."""
+        registries = self.__dict__
+        for registry in ("_parameters", "_modules"):
+            if name in registries.get(registry, ()):
+                return registries[registry][name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        for registry in ("_parameters", "_modules"):
+            if name in self.__dict__.get(registry, ()):
+                del self.__dict__[registry][name]
+                return
+        object.__delattr__(self, name)
+
+    # -- forward -------------------------------------------------------------
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must define forward()")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    # -- the module tree -----------------------------------------------------
+
+    def named_children(self) -> Iterator[tuple[str, "Module"]]:
+        """(name, module) for each direct child Module, in registration order."""
+        raise NotImplementedError('Module.named_children: your turn - see the TODOs above')
+
+    def children(self) -> Iterator["Module"]:
+        for _, child in self.named_children():
+            yield child
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
+        """(dotted name, module) for this module ("" or `prefix`) and every descendant, depth first.
+
+        A module reachable twice (shared) is listed once, as in torch.
+        """
+        # TODO: depth-first, self first; keep a set of ids already yielded.
+        raise NotImplementedError('Module.named_modules: your turn - see the TODOs above')
+
+    def modules(self) -> Iterator["Module"]:
+        for _, module in self.named_modules():
+            yield module
+
+    def named_parameters(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Parameter]]:
+        """(dotted name, Parameter) in registration order: own parameters first, then each child's.
+
+        A Parameter shared by two modules is listed once (the first name wins), as in torch.
+        """
+        # TODO: walk named_modules (or only self when not recurse), yield "<module path>.<param name>"
+        #       for each registered Parameter, skipping ids already yielded.
+        raise NotImplementedError('Module.named_parameters: your turn - see the TODOs above')
+
+    def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
+        """Every Parameter (for the optimizer), in the order of named_parameters()."""
+        for _, param in self.named_parameters(recurse=recurse):
+            yield param
+
+    # -- modes and gradients -------------------------------------------------
+
+    def train(self, mode: bool = True) -> "Module":
+        """Set `training` on this module and every descendant (Dropout reads it). Returns self."""
+        raise NotImplementedError('Module.train: your turn - see the TODOs above')
+
+    def eval(self) -> "Module":
+        """train(False): evaluation mode (Dropout becomes the identity)."""
+        return self.train(False)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget every parameter's accumulated gradient: None (default) or zeros."""
+        raise NotImplementedError('Module.zero_grad: your turn - see the TODOs above')
+
+    # -- saving and loading --------------------------------------------------
+
+    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+        """{dotted parameter name: a numpy COPY of its values}, in named_parameters() order.
+
+        Copies, so that training after saving never changes the saved state.
+        """
+        raise NotImplementedError('Module.state_dict: your turn - see the TODOs above')
+
+    def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True) -> IncompatibleKeys:
+        """Copy values into the existing parameters (in place: optimizers keep their references).
+
+        strict=True: missing or unexpected keys are a KeyError listing them all (nothing is loaded).
+        A shape mismatch is always a ValueError naming the key and both shapes (nothing is loaded).
+        Values are converted to each parameter's dtype. Returns IncompatibleKeys(missing, unexpected).
+        """
+        # TODO: 1. Compare the keys with named_parameters(): missing = expected - given,
+        #          unexpected = given - expected (keep the order of each side).
+        # TODO: 2. strict and (missing or unexpected): KeyError naming both lists.
+        # TODO: 3. Check every shape BEFORE copying anything, then copy with param.data[...] = value.
+        raise NotImplementedError('Module.load_state_dict: your turn - see the TODOs above')
+
+    # -- profiling -----------------------------------------------------------
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        """How many scalars the model learns: sum of numel() (shared parameters counted once)."""
+        raise NotImplementedError('Module.num_parameters: your turn - see the TODOs above')
+
+    def parameter_nbytes(self) -> int:
+        """Bytes held by the parameter values (not their gradients nor optimizer state)."""
+        raise NotImplementedError('Module.parameter_nbytes: your turn - see the TODOs above')
+
+    # -- printing ------------------------------------------------------------
+
+    def extra_repr(self) -> str:
+        """The settings shown between the parentheses, e.g. "in_features=2, out_features=3, bias=True"."""
+        return ""
+
+    def __repr__(self) -> str:
+        """torch's format: `Name(extra)` for a leaf, else one indented `(name): child` line per child."""
+        # TODO: children are everything in _modules (plain callables of a Sequential included);
+        #       indent a child's own multi-line repr by two more spaces.
+        raise NotImplementedError('Module.__repr__: your turn - see the TODOs above')
+
+
+# ----------------------------------------------------------------------------
+# Layers
+# ----------------------------------------------------------------------------
+
+
+class Linear(Module):
+    """y = x @ W.T + b for x of shape (..., in_features); y has shape (..., out_features).
+
+    weight: Parameter (out_features, in_features) - torch's layout, so weights copy across.
+    bias:   Parameter (out_features,) or None when bias=False.
+    init:   "kaiming" - He uniform for ReLU nets: U(-a, a), a = sqrt(6 / fan_in), so Var = 2 / fan_in
+                        (torch.nn.init.kaiming_uniform_(w, nonlinearity="relu"));
+            "xavier"  - Glorot uniform: a = sqrt(6 / (fan_in + fan_out)), Var = 2 / (fan_in + fan_out)
+                        (torch.nn.init.xavier_uniform_).
+            The bias starts at U(-1/sqrt(fan_in), 1/sqrt(fan_in)), torch's default.
+    generator: the np.random.Generator to draw from (default: the module's seeded one).
+    Parameters are float32.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, init: str = "kaiming",
+                 generator: np.random.Generator | None = None):
+        super().__init__()
+        # TODO: 1. Validate: positive integer sizes and init in INITS (ValueError naming the bad value).
+        # TODO: 2. bound = sqrt(6 / fan_in) or sqrt(6 / (fan_in + fan_out)); draw the weight with
+        #          rng.uniform(-bound, bound, (out, in)) as float32; the bias from U(+-1/sqrt(fan_in)).
+        # TODO: 3. Store in_features, out_features, and the Parameters (self.bias = None without bias).
+        raise NotImplementedError('Linear.__init__: your turn - see the TODOs above')
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: (..., in_features) -> (..., out_features). A wrong last dimension is a ValueError naming both."""
+        # TODO: check x.shape[-1]; then x @ self.weight.T (+ self.bias): Tensor ops, so autograd works.
+        raise NotImplementedError('Linear.forward: your turn - see the TODOs above')
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class Sequential(Module):
+    """Apply layers in order: Sequential(Linear(2, 8), ReLU(), Linear(8, 1)).
+
+    Accepts Modules and any other callable (module 02's activation objects, a lambda);
+    items are registered under "0", "1", ... so parameter names match torch's ("0.weight").
+    Supports len(), iteration, integer indexing (negative too) and slicing (a new Sequential).
+    """
+
+    def __init__(self, *layers: Callable):
+        super().__init__()
+        # TODO: append each layer (see append below).
+        raise NotImplementedError('Sequential.__init__: your turn - see the TODOs above')
+
+    @staticmethod
+    def _not_callable(position: int, layer: Any) -> None:
+        raise TypeError(f"Sequential: item {position} ({type(layer).__name__}) is not callable")
+
+    def append(self, layer: Callable) -> "Sequential":
+        """Add a layer at the end; returns self."""
+        # TODO: the layer must be callable (else TypeError naming its position and type, see
+        #       _not_callable); store it in self._modules[str(position)] - plain callables too,
+        #       so that repr and indexing see them; only Modules count as children.
+        raise NotImplementedError('Sequential.append: your turn - see the TODOs above')
+
+    def forward(self, x: Any) -> Any:
+        raise NotImplementedError('Sequential.forward: your turn - see the TODOs above')
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Callable]:
+        return iter(list(self._modules.values()))
+
+    def __getitem__(self, index: int | slice) -> Any:
+        # TODO: a slice gives Sequential(*selected items); an int (negative allowed) gives one item;
+        #       out of range is an IndexError naming the index and the length.
+        raise NotImplementedError('Sequential.__getitem__: your turn - see the TODOs above')
+
+
+class Dropout(Module):
+    """Inverted dropout. In training: zero each element with probability p and scale the survivors
+    by 1 / (1 - p), so E[output] = input and evaluation needs no rescaling. In eval mode, or with
+    p = 0, the identity (the same tensor). p = 1 zeroes everything.
+
+    p must be in [0, 1] (ValueError otherwise, torch's wording). The mask comes from `generator`
+    (default: the module's seeded generator), drawn in x's dtype.
+    """
+
+    def __init__(self, p: float = 0.5, generator: np.random.Generator | None = None):
+        super().__init__()
+        raise NotImplementedError('Dropout.__init__: your turn - see the TODOs above')
+
+    def forward(self, x: Tensor) -> Tensor:
+        # TODO: identity when not self.training or p == 0. Else keep = rng.random(x.shape, dtype) >= p;
+        #       multiply x by the constant Tensor keep / (1 - p) (zeros when p == 1): a Tensor op.
+        raise NotImplementedError('Dropout.forward: your turn - see the TODOs above')
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class Flatten(Module):
+    """Merge dimensions start_dim..end_dim into one: (N, C, H, W) -> (N, C*H*W) by default.
+
+    Negative dims count from the end; a dim out of range is an IndexError; start after end is a
+    ValueError. Implemented with Tensor.reshape, so gradients flow.
+    """
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1):
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        raise NotImplementedError('Flatten.forward: your turn - see the TODOs above')
+
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"

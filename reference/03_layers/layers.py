@@ -1,0 +1,523 @@
+"""Module 03 - Layers: parameters, modules and the building blocks of a network.
+
+A network is a tree of *modules*. Each module owns some *parameters* (the
+tensors training changes) and some child modules, and maps inputs to outputs
+in `forward`. This module gives tinytorch the torch.nn skeleton:
+
+    Parameter                  a Tensor that requires grad by default
+    Module                     parameters(), named_parameters(), children(), named_modules(),
+                               train()/eval(), state_dict()/load_state_dict(), zero_grad(),
+                               num_parameters(), parameter_nbytes(), a torch-like repr
+    Linear(in, out, bias, init, generator)   y = x @ W.T + b, W of shape (out, in) as in torch
+    Sequential(*layers)        a chain of Modules or plain callables (module 02's ReLU() ...)
+    Dropout(p, generator)      inverted dropout: zero with probability p, scale the rest by 1/(1-p)
+    Flatten(start_dim, end_dim)
+
+Randomness is explicit and reproducible: `manual_seed(seed)` resets the
+module-level numpy Generator that Linear's initialisation and Dropout use by
+default; any of them also accepts its own `generator=np.random.Generator`.
+
+Forward passes are built only from Tensor ops (module 01) and activations
+(module 02), so module 05's autograd differentiates them without new rules.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from typing import Any, Callable, Iterator, NamedTuple
+
+import numpy as np
+
+from tinytorch.tensor import FLOAT_DTYPES, Tensor
+
+INITS = ("kaiming", "xavier")
+
+# ----------------------------------------------------------------------------
+# Random numbers: one seeded default generator, explicit generators everywhere
+# ----------------------------------------------------------------------------
+
+_default_generator: np.random.Generator = np.random.default_rng(0)
+
+
+def manual_seed(seed: int) -> np.random.Generator:
+    """Reset the default generator to np.random.default_rng(seed) and return it (like torch.manual_seed)."""
+    # TODO: replace the module-level _default_generator (use `global`) and return it.
+    # BEGIN SOLUTION
+    global _default_generator
+    _default_generator = np.random.default_rng(seed)
+    return _default_generator
+    # END SOLUTION
+
+
+def default_generator() -> np.random.Generator:
+    """The generator used when a layer is given no `generator=` (checkpoints save its state)."""
+    return _default_generator
+
+
+def _generator(generator: np.random.Generator | None) -> np.random.Generator:
+    """The explicit generator if given, else the current default one (given helper)."""
+    return _default_generator if generator is None else generator
+
+
+# ----------------------------------------------------------------------------
+# Parameter
+# ----------------------------------------------------------------------------
+
+
+class Parameter(Tensor):
+    """A Tensor that is a learnable weight of a Module: requires_grad=True unless told otherwise.
+
+    data: anything Tensor accepts; it must be floating point (float32 default, float64 kept).
+    Assigning a Parameter as a Module attribute registers it (see Module.__setattr__).
+    """
+
+    def __init__(self, data: Any, requires_grad: bool = True):
+        # TODO: build the Tensor (super().__init__) keeping the data's dtype; integer or bool data
+        #       is a TypeError naming the dtype (a parameter must be trainable).
+        # BEGIN SOLUTION
+        super().__init__(data, requires_grad=False)
+        if self.data.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"a Parameter must be floating point, got dtype {self.data.dtype}")
+        self.requires_grad = bool(requires_grad)
+        # END SOLUTION
+
+    def __repr__(self) -> str:
+        return "Parameter containing:\n" + super().__repr__()
+
+
+# ----------------------------------------------------------------------------
+# Module
+# ----------------------------------------------------------------------------
+
+
+class IncompatibleKeys(NamedTuple):
+    """What load_state_dict(strict=False) could not match (torch returns the same pair)."""
+
+    missing_keys: list[str]
+    unexpected_keys: list[str]
+
+
+class Module:
+    """Base class of every layer and model.
+
+    Subclasses call ``super().__init__()`` first, then assign Parameters and child Modules as
+    attributes (``self.fc = Linear(2, 3)``): assignment registers them, in order, under that
+    name. Parameter names are dotted paths ("fc.weight", "0.bias"), exactly as in torch, so a
+    state_dict's keys line up with the equivalent torch model's.
+    """
+
+    def __init__(self) -> None:
+        # TODO: create the registries with object.__setattr__ (our __setattr__ relies on them):
+        #       _parameters and _modules (ordered dicts: name -> value) and training = True.
+        # BEGIN SOLUTION
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
+        # END SOLUTION
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Register Parameters in _parameters and Modules in _modules; other values are plain attributes."""
+        # TODO: 1. If the registries do not exist yet, raise AttributeError telling the author to call
+        #          super().__init__() before assigning attributes (only for Parameters/Modules).
+        # TODO: 2. A Parameter goes into _parameters[name], a Module into _modules[name]; remove the name
+        #          from the other registry so re-assigning a name with another kind works.
+        # TODO: 3. Anything else: object.__setattr__ (and forget any Parameter/Module of that name).
+        # BEGIN SOLUTION
+        registries = self.__dict__.get("_parameters"), self.__dict__.get("_modules")
+        if isinstance(value, (Parameter, Module)) and None in registries:
+            raise AttributeError(
+                f"cannot assign {type(value).__name__} {name!r} before Module.__init__() is called:"
+                f" call super().__init__() first in {type(self).__name__}.__init__"
+            )
+        params, modules = registries
+        if params is not None:
+            params.pop(name, None)
+            modules.pop(name, None)
+        if isinstance(value, Parameter):
+            params[name] = value
+        elif isinstance(value, Module):
+            modules[name] = value
+        else:
+            object.__setattr__(self, name, value)
+            return
+        self.__dict__.pop(name, None)
+        # END SOLUTION
+
+    def __getattr__(self, name: str) -> Any:
+        """Look registered Parameters and Modules up by name (called only when normal lookup fails)."""
+        registries = self.__dict__
+        for registry in ("_parameters", "_modules"):
+            if name in registries.get(registry, ()):
+                return registries[registry][name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        for registry in ("_parameters", "_modules"):
+            if name in self.__dict__.get(registry, ()):
+                del self.__dict__[registry][name]
+                return
+        object.__delattr__(self, name)
+
+    # -- forward -------------------------------------------------------------
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must define forward()")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    # -- the module tree -----------------------------------------------------
+
+    def named_children(self) -> Iterator[tuple[str, "Module"]]:
+        """(name, module) for each direct child Module, in registration order."""
+        # BEGIN SOLUTION
+        for name, child in self._modules.items():
+            if isinstance(child, Module):
+                yield name, child
+        # END SOLUTION
+
+    def children(self) -> Iterator["Module"]:
+        for _, child in self.named_children():
+            yield child
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
+        """(dotted name, module) for this module ("" or `prefix`) and every descendant, depth first.
+
+        A module reachable twice (shared) is listed once, as in torch.
+        """
+        # TODO: depth-first, self first; keep a set of ids already yielded.
+        # BEGIN SOLUTION
+        seen: set[int] = set()
+        stack = [(prefix, self)]
+        while stack:
+            name, module = stack.pop()
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
+            yield name, module
+            children = [(f"{name}.{child_name}" if name else child_name, child)
+                        for child_name, child in module.named_children()]
+            stack.extend(reversed(children))
+        # END SOLUTION
+
+    def modules(self) -> Iterator["Module"]:
+        for _, module in self.named_modules():
+            yield module
+
+    def named_parameters(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Parameter]]:
+        """(dotted name, Parameter) in registration order: own parameters first, then each child's.
+
+        A Parameter shared by two modules is listed once (the first name wins), as in torch.
+        """
+        # TODO: walk named_modules (or only self when not recurse), yield "<module path>.<param name>"
+        #       for each registered Parameter, skipping ids already yielded.
+        # BEGIN SOLUTION
+        seen: set[int] = set()
+        owners = self.named_modules(prefix) if recurse else iter([(prefix, self)])
+        for module_name, module in owners:
+            for name, param in module._parameters.items():
+                if id(param) in seen:
+                    continue
+                seen.add(id(param))
+                yield (f"{module_name}.{name}" if module_name else name), param
+        # END SOLUTION
+
+    def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
+        """Every Parameter (for the optimizer), in the order of named_parameters()."""
+        for _, param in self.named_parameters(recurse=recurse):
+            yield param
+
+    # -- modes and gradients -------------------------------------------------
+
+    def train(self, mode: bool = True) -> "Module":
+        """Set `training` on this module and every descendant (Dropout reads it). Returns self."""
+        # BEGIN SOLUTION
+        for module in self.modules():
+            object.__setattr__(module, "training", bool(mode))
+        return self
+        # END SOLUTION
+
+    def eval(self) -> "Module":
+        """train(False): evaluation mode (Dropout becomes the identity)."""
+        return self.train(False)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget every parameter's accumulated gradient: None (default) or zeros."""
+        # BEGIN SOLUTION
+        for param in self.parameters():
+            if set_to_none:
+                param.grad = None
+            elif param.grad is not None:
+                param.grad = Tensor(np.zeros(param.shape, dtype=param.dtype))
+        # END SOLUTION
+
+    # -- saving and loading --------------------------------------------------
+
+    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+        """{dotted parameter name: a numpy COPY of its values}, in named_parameters() order.
+
+        Copies, so that training after saving never changes the saved state.
+        """
+        # BEGIN SOLUTION
+        return OrderedDict((name, param.data.copy()) for name, param in self.named_parameters())
+        # END SOLUTION
+
+    def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True) -> IncompatibleKeys:
+        """Copy values into the existing parameters (in place: optimizers keep their references).
+
+        strict=True: missing or unexpected keys are a KeyError listing them all (nothing is loaded).
+        A shape mismatch is always a ValueError naming the key and both shapes (nothing is loaded).
+        Values are converted to each parameter's dtype. Returns IncompatibleKeys(missing, unexpected).
+        """
+        # TODO: 1. Compare the keys with named_parameters(): missing = expected - given,
+        #          unexpected = given - expected (keep the order of each side).
+        # TODO: 2. strict and (missing or unexpected): KeyError naming both lists.
+        # TODO: 3. Check every shape BEFORE copying anything, then copy with param.data[...] = value.
+        # BEGIN SOLUTION
+        params = OrderedDict(self.named_parameters())
+        missing = [name for name in params if name not in state_dict]
+        unexpected = [name for name in state_dict if name not in params]
+        if strict and (missing or unexpected):
+            raise KeyError(
+                f"error loading state_dict into {type(self).__name__}: missing keys {missing},"
+                f" unexpected keys {unexpected}"
+            )
+        values = {}
+        for name, param in params.items():
+            if name not in state_dict:
+                continue
+            value = np.asarray(getattr(state_dict[name], "data", state_dict[name]))
+            if value.shape != param.shape:
+                raise ValueError(
+                    f"size mismatch for {name}: the checkpoint has shape {value.shape},"
+                    f" the parameter in the model has shape {param.shape}"
+                )
+            values[name] = value
+        for name, value in values.items():
+            params[name].data[...] = value
+        return IncompatibleKeys(missing, unexpected)
+        # END SOLUTION
+
+    # -- profiling -----------------------------------------------------------
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        """How many scalars the model learns: sum of numel() (shared parameters counted once)."""
+        # BEGIN SOLUTION
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+        # END SOLUTION
+
+    def parameter_nbytes(self) -> int:
+        """Bytes held by the parameter values (not their gradients nor optimizer state)."""
+        # BEGIN SOLUTION
+        return sum(p.nbytes for p in self.parameters())
+        # END SOLUTION
+
+    # -- printing ------------------------------------------------------------
+
+    def extra_repr(self) -> str:
+        """The settings shown between the parentheses, e.g. "in_features=2, out_features=3, bias=True"."""
+        return ""
+
+    def __repr__(self) -> str:
+        """torch's format: `Name(extra)` for a leaf, else one indented `(name): child` line per child."""
+        # TODO: children are everything in _modules (plain callables of a Sequential included);
+        #       indent a child's own multi-line repr by two more spaces.
+        # BEGIN SOLUTION
+        lines = []
+        for name, child in self._modules.items():
+            child_repr = repr(child).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {child_repr}")
+        extra = self.extra_repr()
+        if not lines:
+            return f"{type(self).__name__}({extra})"
+        head = f"{type(self).__name__}({extra}" if extra else f"{type(self).__name__}("
+        return head + "\n" + "\n".join(lines) + "\n)"
+        # END SOLUTION
+
+
+# ----------------------------------------------------------------------------
+# Layers
+# ----------------------------------------------------------------------------
+
+
+class Linear(Module):
+    """y = x @ W.T + b for x of shape (..., in_features); y has shape (..., out_features).
+
+    weight: Parameter (out_features, in_features) - torch's layout, so weights copy across.
+    bias:   Parameter (out_features,) or None when bias=False.
+    init:   "kaiming" - He uniform for ReLU nets: U(-a, a), a = sqrt(6 / fan_in), so Var = 2 / fan_in
+                        (torch.nn.init.kaiming_uniform_(w, nonlinearity="relu"));
+            "xavier"  - Glorot uniform: a = sqrt(6 / (fan_in + fan_out)), Var = 2 / (fan_in + fan_out)
+                        (torch.nn.init.xavier_uniform_).
+            The bias starts at U(-1/sqrt(fan_in), 1/sqrt(fan_in)), torch's default.
+    generator: the np.random.Generator to draw from (default: the module's seeded one).
+    Parameters are float32.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, init: str = "kaiming",
+                 generator: np.random.Generator | None = None):
+        super().__init__()
+        # TODO: 1. Validate: positive integer sizes and init in INITS (ValueError naming the bad value).
+        # TODO: 2. bound = sqrt(6 / fan_in) or sqrt(6 / (fan_in + fan_out)); draw the weight with
+        #          rng.uniform(-bound, bound, (out, in)) as float32; the bias from U(+-1/sqrt(fan_in)).
+        # TODO: 3. Store in_features, out_features, and the Parameters (self.bias = None without bias).
+        # BEGIN SOLUTION
+        for name, size in (("in_features", in_features), ("out_features", out_features)):
+            if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size <= 0:
+                raise ValueError(f"Linear: {name} must be a positive integer, got {size!r}")
+        if init not in INITS:
+            raise ValueError(f"Linear: init must be one of {INITS}, got {init!r}")
+        rng = _generator(generator)
+        fan_in, fan_out = int(in_features), int(out_features)
+        bound = math.sqrt(6.0 / fan_in) if init == "kaiming" else math.sqrt(6.0 / (fan_in + fan_out))
+        self.in_features, self.out_features, self.init = fan_in, fan_out, init
+        self.weight = Parameter(rng.uniform(-bound, bound, (fan_out, fan_in)).astype(np.float32))
+        if bias:
+            bias_bound = 1.0 / math.sqrt(fan_in)
+            self.bias = Parameter(rng.uniform(-bias_bound, bias_bound, fan_out).astype(np.float32))
+        else:
+            self.bias = None
+        # END SOLUTION
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: (..., in_features) -> (..., out_features). A wrong last dimension is a ValueError naming both."""
+        # TODO: check x.shape[-1]; then x @ self.weight.T (+ self.bias): Tensor ops, so autograd works.
+        # BEGIN SOLUTION
+        x = x if isinstance(x, Tensor) else Tensor(x)
+        if x.ndim == 0 or x.shape[-1] != self.in_features:
+            raise ValueError(
+                f"Linear: input shape {x.shape} does not end in in_features={self.in_features}"
+                f" (weight shape {self.weight.shape})"
+            )
+        out = x @ self.weight.T
+        return out if self.bias is None else out + self.bias
+        # END SOLUTION
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class Sequential(Module):
+    """Apply layers in order: Sequential(Linear(2, 8), ReLU(), Linear(8, 1)).
+
+    Accepts Modules and any other callable (module 02's activation objects, a lambda);
+    items are registered under "0", "1", ... so parameter names match torch's ("0.weight").
+    Supports len(), iteration, integer indexing (negative too) and slicing (a new Sequential).
+    """
+
+    def __init__(self, *layers: Callable):
+        super().__init__()
+        # TODO: append each layer (see append below).
+        # BEGIN SOLUTION
+        for layer in layers:
+            self.append(layer)
+        # END SOLUTION
+
+    @staticmethod
+    def _not_callable(position: int, layer: Any) -> None:
+        raise TypeError(f"Sequential: item {position} ({type(layer).__name__}) is not callable")
+
+    def append(self, layer: Callable) -> "Sequential":
+        """Add a layer at the end; returns self."""
+        # TODO: the layer must be callable (else TypeError naming its position and type, see
+        #       _not_callable); store it in self._modules[str(position)] - plain callables too,
+        #       so that repr and indexing see them; only Modules count as children.
+        # BEGIN SOLUTION
+        if not callable(layer):
+            self._not_callable(len(self), layer)
+        self._modules[str(len(self._modules))] = layer
+        return self
+        # END SOLUTION
+
+    def forward(self, x: Any) -> Any:
+        # BEGIN SOLUTION
+        for layer in self._modules.values():
+            x = layer(x)
+        return x
+        # END SOLUTION
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Callable]:
+        return iter(list(self._modules.values()))
+
+    def __getitem__(self, index: int | slice) -> Any:
+        # TODO: a slice gives Sequential(*selected items); an int (negative allowed) gives one item;
+        #       out of range is an IndexError naming the index and the length.
+        # BEGIN SOLUTION
+        items = list(self._modules.values())
+        if isinstance(index, slice):
+            return Sequential(*items[index])
+        if not -len(items) <= index < len(items):
+            raise IndexError(f"Sequential: index {index} is out of range for {len(items)} layers")
+        return items[index]
+        # END SOLUTION
+
+
+class Dropout(Module):
+    """Inverted dropout. In training: zero each element with probability p and scale the survivors
+    by 1 / (1 - p), so E[output] = input and evaluation needs no rescaling. In eval mode, or with
+    p = 0, the identity (the same tensor). p = 1 zeroes everything.
+
+    p must be in [0, 1] (ValueError otherwise, torch's wording). The mask comes from `generator`
+    (default: the module's seeded generator), drawn in x's dtype.
+    """
+
+    def __init__(self, p: float = 0.5, generator: np.random.Generator | None = None):
+        super().__init__()
+        # BEGIN SOLUTION
+        if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0.0 <= p <= 1.0:
+            raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+        self.p = float(p)
+        self.generator = generator
+        # END SOLUTION
+
+    def forward(self, x: Tensor) -> Tensor:
+        # TODO: identity when not self.training or p == 0. Else keep = rng.random(x.shape, dtype) >= p;
+        #       multiply x by the constant Tensor keep / (1 - p) (zeros when p == 1): a Tensor op.
+        # BEGIN SOLUTION
+        x = x if isinstance(x, Tensor) else Tensor(x)
+        if not self.training or self.p == 0.0:
+            return x
+        dtype = x.dtype if x.dtype in FLOAT_DTYPES else np.dtype(np.float32)
+        if self.p == 1.0:
+            return x * Tensor(np.zeros(x.shape, dtype=dtype))
+        keep = _generator(self.generator).random(x.shape, dtype=dtype) >= self.p
+        scale = np.asarray(1.0 / (1.0 - self.p), dtype=dtype)
+        return x * Tensor(keep * scale)
+        # END SOLUTION
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class Flatten(Module):
+    """Merge dimensions start_dim..end_dim into one: (N, C, H, W) -> (N, C*H*W) by default.
+
+    Negative dims count from the end; a dim out of range is an IndexError; start after end is a
+    ValueError. Implemented with Tensor.reshape, so gradients flow.
+    """
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1):
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        # BEGIN SOLUTION
+        x = x if isinstance(x, Tensor) else Tensor(x)
+        ndim = max(x.ndim, 1)
+        for d in (self.start_dim, self.end_dim):
+            if not -ndim <= d < ndim:
+                raise IndexError(f"Flatten: dim {d} is out of range for a tensor with {x.ndim} dimensions")
+        start, end = self.start_dim % ndim, self.end_dim % ndim
+        if start > end:
+            raise ValueError(f"Flatten: start_dim {self.start_dim} comes after end_dim {self.end_dim}")
+        shape = x.shape if x.ndim else (1,)
+        merged = int(np.prod(shape[start:end + 1]))
+        return x.reshape(shape[:start] + (merged,) + shape[end + 1:])
+        # END SOLUTION
+
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
