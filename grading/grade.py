@@ -152,7 +152,7 @@ def grade_module(module: _curriculum.Module, katas_dir: Path, options: GradeOpti
     if changes:
         entry["learner_files_changed"] = changes
     if project_before is not None:
-        tampered = integrity.changed(project_before, _project_snapshot())
+        tampered = _tampering(project_before, _project_snapshot(module))
         if tampered:
             entry.update(status="rejected", points=0.0,
                          reason="integrity violation: the course's files changed while this module's checks ran: "
@@ -225,16 +225,32 @@ def grade_milestone(milestone: _curriculum.Milestone, katas_dir: Path, modules: 
     return entry
 
 
-PROJECT_WATCH = ("checks", "reference", "grading", "milestones")
+def _project_snapshot(module: _curriculum.Module | None = None) -> dict[str, str]:
+    """Hashes of the course files a check run depends on (to notice a kata tampering with them).
 
-
-def _project_snapshot() -> dict[str, str]:
+    Only what this module's run reads is watched (the checks harness and conftest, this
+    module's checks, the reference of this module and its prerequisites, grading/), so that
+    course authors editing other modules in a live checkout do not trip it.
+    """
+    folders = [ROOT / "checks" / "harness", ROOT / "grading"]
+    if module is not None:
+        cur = _curriculum.load()
+        folders.append(module.checks_dir())
+        folders += [cur.module(n).reference_dir() for n in (module.number, *module.prerequisites)]
     out = {}
-    for folder in PROJECT_WATCH:
-        for rel, digest in integrity.snapshot(ROOT / folder, "**/*.py").items():
-            out[f"{folder}/{rel}"] = digest
-    out["grading/curriculum.toml"] = integrity.sha256_file(ROOT / "grading" / "curriculum.toml")
+    for folder in folders:
+        for rel, digest in integrity.snapshot(folder, "**/*.py").items():
+            out[f"{folder.relative_to(ROOT).as_posix()}/{rel}"] = digest
+    for extra in (ROOT / "checks" / "conftest.py", ROOT / "grading" / "curriculum.toml", ROOT / "pyproject.toml"):
+        if extra.is_file():
+            out[extra.relative_to(ROOT).as_posix()] = integrity.sha256_file(extra)
     return out
+
+
+def _tampering(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    """Modified or deleted watched files, and new conftest.py / check files (new files elsewhere are ignored)."""
+    return [c for c in integrity.changed(before, after)
+            if not c.endswith(": created") or "conftest" in c or c.startswith("checks/")]
 
 
 def grade_submission(katas_dir: Path, options: GradeOptions | None = None,
@@ -246,7 +262,6 @@ def grade_submission(katas_dir: Path, options: GradeOptions | None = None,
     started = time.monotonic()
     emit = on_event or (lambda kind, data: None)
     learner_before = integrity.snapshot(katas_dir)
-    project_before = _project_snapshot()
     modules: dict[int, dict] = {}
     passed: set[int] = set()
     wanted = set(options.modules) if options.modules else None
@@ -261,7 +276,7 @@ def grade_submission(katas_dir: Path, options: GradeOptions | None = None,
             continue
         emit("module_start", {"key": module.key})
         try:
-            entry = grade_module(module, katas_dir, options, passed, project_before)
+            entry = grade_module(module, katas_dir, options, passed, _project_snapshot(module))
         except Exception as err:  # a grader bug must not lose the other modules' results
             entry = {"number": module.number, "key": module.key, "title": module.title, "tier": module.tier,
                      "available": True, "status": "error", "points_max": module.points, "points": 0.0,

@@ -177,17 +177,23 @@ _TRACEBACK_FRAME = re.compile(r'File "(?P<path>[^"]+\.py)", line (?P<line>\d+)')
 _NOT_IMPLEMENTED = re.compile(r"NotImplementedError:\s*(?P<what>[\w.<>]+)?(?P<rest>.*)")
 
 
+import threading
+
+_LOCAL = threading.local()  # .cwd: the check process's working directory (tracebacks are relative to it)
+
+
 def _kata_relative(path: str, katas_dir: Path | None) -> str | None:
     """'…/katas/01_tensor/tensor.py' -> 'katas/01_tensor/tensor.py' if the file is the learner's."""
     if katas_dir is None:
         return None
     p = Path(path)
-    if not p.is_absolute():
-        p = Path(os.path.normpath(katas_dir.parent / p))
-    try:
-        return "katas/" + p.resolve().relative_to(katas_dir.resolve()).as_posix()
-    except (ValueError, OSError):
-        return None
+    candidates = [p] if p.is_absolute() else [Path(os.path.normpath(base / p)) for base in (*getattr(_LOCAL, "cwd", ()), ROOT, katas_dir.parent)]
+    for candidate in candidates:
+        try:
+            return "katas/" + candidate.resolve().relative_to(katas_dir.resolve()).as_posix()
+        except (ValueError, OSError):
+            continue
+    return None
 
 
 def _last_kata_location(text: str, katas_dir: Path | None) -> str:
@@ -318,6 +324,7 @@ def run_checks(
         junit_problem = ""
         if junit.is_file():
             try:
+                _LOCAL.cwd = (Path(work),)
                 results, collection_errors = parse_junit(junit, katas_dir)
             except (ET.ParseError, OSError) as err:
                 junit_problem = f"the check results file is unreadable ({err})"
@@ -437,7 +444,7 @@ class MilestoneRunResult:
 
 def run_milestone(milestone: _curriculum.Milestone, katas_dir: Path | None, impl: str, *,
                   out_dir: Path, data_dir: Path | None = None, timeout: float | None = None,
-                  memory: int | None = None, seed: int = 0, stream=None) -> MilestoneRunResult:
+                  memory: int | None = None, seed: int = 0, on_output=None) -> MilestoneRunResult:
     """Run a milestone script; it passes only on the metric in the result file the grader chose."""
     limit = effective_timeout(milestone.timeout, timeout)
     memory = sandbox.default_memory_limit() if memory is None else memory
@@ -453,7 +460,8 @@ def run_milestone(milestone: _curriculum.Milestone, katas_dir: Path | None, impl
         elif os.environ.get("TINYTORCH_DATA"):
             extra["TINYTORCH_DATA"] = os.environ["TINYTORCH_DATA"]
         started = time.monotonic()
-        outcome = sandbox.run(cmd, env=child_env(katas_dir, impl, **extra), cwd=tmp, timeout=limit, memory=memory)
+        outcome = sandbox.run(cmd, env=child_env(katas_dir, impl, **extra), cwd=tmp, timeout=limit, memory=memory,
+                              on_output=on_output)
         data = None
         if result_json.is_file():
             try:

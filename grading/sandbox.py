@@ -130,9 +130,9 @@ class Outcome:
 class _Drain(threading.Thread):
     """Read a pipe to EOF, keeping the first and last `cap` bytes and counting the rest."""
 
-    def __init__(self, stream, cap: int):
+    def __init__(self, stream, cap: int, on_output=None):
         super().__init__(daemon=True)
-        self.stream, self.cap = stream, cap
+        self.stream, self.cap, self.on_output = stream, cap, on_output
         self.head = bytearray()
         self.tail = bytearray()
         self.total = 0
@@ -140,10 +140,15 @@ class _Drain(threading.Thread):
     def run(self) -> None:
         try:
             while True:
-                chunk = self.stream.read(65536)
+                chunk = self.stream.read1(65536) if hasattr(self.stream, "read1") else self.stream.read(65536)
                 if not chunk:
                     break
                 self.total += len(chunk)
+                if self.on_output is not None:
+                    try:
+                        self.on_output(chunk.decode("utf-8", "replace"))
+                    except Exception:  # a display problem must not stop the draining
+                        self.on_output = None
                 room = self.cap - len(self.head)
                 if room > 0:
                     self.head += chunk[:room]
@@ -184,6 +189,7 @@ def run(
     timeout: float,
     memory: int | None = DEFAULT_MEMORY,
     output_cap: int = DEFAULT_OUTPUT_CAP,
+    on_output=None,
 ) -> Outcome:
     """Run `cmd` under the limits; never raises for anything the child does."""
     started = time.monotonic()
@@ -200,7 +206,7 @@ def run(
         )
     except (OSError, subprocess.SubprocessError) as err:
         return Outcome(None, 0.0, start_error=str(err), memory_limit=memory, timeout=timeout)
-    drain = _Drain(proc.stdout, output_cap)
+    drain = _Drain(proc.stdout, output_cap, on_output)
     drain.start()
     timed_out = False
     try:

@@ -19,6 +19,7 @@ Data: --data-dir, else $TINYTORCH_DATA, else ~/.cache/tinytorch (downloaded once
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from pathlib import Path
@@ -28,7 +29,7 @@ from _harness import MilestoneRun  # noqa: E402  (sibling plumbing: flags, targe
 
 
 def _flags(parser):
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-3)
 
@@ -65,7 +66,8 @@ manual_seed(run.seed)
 model = Sequential(Linear(784, 256), ReLU(), Linear(256, 128), ReLU(), Linear(128, 10))
 loss_fn = CrossEntropyLoss()
 optimizer = Adam(model.parameters(), lr=args.lr)
-run.log(f"model: 784-256-128-10 MLP, {sum(p.numel() for p in model.parameters()):,} parameters; Adam lr {args.lr}")
+run.log(f"model: 784-256-128-10 MLP, {sum(p.numel() for p in model.parameters()):,} parameters;"
+        f" Adam, lr {args.lr} with cosine decay over {args.epochs} epochs")
 
 
 def predict(loader: DataLoader) -> np.ndarray:
@@ -77,11 +79,16 @@ def predict(loader: DataLoader) -> np.ndarray:
 # -- training: a plain loop you can read top to bottom --------------------------------------
 history = {"step_loss": [], "epoch_loss": [], "train_accuracy": [], "test_accuracy": []}
 steps_per_epoch = len(train_loader)
+total_steps = args.epochs * steps_per_epoch
 interactive = sys.stdout.isatty()  # a redrawn bar on a terminal, a few plain lines in a log file
 milestones = {max(1, steps_per_epoch * k // 4) for k in (1, 2, 3)}
 for epoch in range(1, args.epochs + 1):
     started, total_loss, correct, seen = time.perf_counter(), 0.0, 0, 0
     for step, (x, y) in enumerate(train_loader, start=1):
+        # cosine learning-rate decay to 0 over the whole run (Loshchilov & Hutter, 2017)
+        progress = ((epoch - 1) * steps_per_epoch + step - 1) / total_steps
+        for group in optimizer.param_groups:
+            group["lr"] = args.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
         logits = model(x)
         loss = loss_fn(logits, y)
         optimizer.zero_grad()

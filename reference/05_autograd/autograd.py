@@ -362,10 +362,12 @@ def _log_softmax_backward(grad, out, inputs, saved):
 
 
 def _loss_upstream(grad: np.ndarray, shape: tuple[int, ...], reduction: str, count: int) -> np.ndarray:
-    """The upstream gradient of each per-element loss: g ("none"), g ("sum"), g / count ("mean")."""
+    """The upstream gradient of each per-element loss: g ("none"), g ("sum"), g / count ("mean").
+
+    count 0 (every target ignored) happens only where every local gradient is 0 anyway: divide by 1.
+    """
     if reduction == "mean":
-        with np.errstate(divide="ignore", invalid="ignore"):
-            grad = grad / count
+        grad = grad / max(count, 1)
     return np.broadcast_to(grad, shape)
 
 

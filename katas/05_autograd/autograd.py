@@ -1,0 +1,382 @@
+# KATA: replace every `raise NotImplementedError` below with your implementation.
+# Generated from reference/05_autograd/autograd.py by `kata stubs`; your edits are never overwritten.
+"""Module 05 - Autograd: reverse-mode automatic differentiation.
+
+Every op of modules 01, 02 and 04 recorded a `Node(op, inputs, saved)` on the
+tensor it produced (``Tensor.from_op``). This module runs that graph backwards.
+
+The hook (explicit, documented in module 01): importing this module calls
+
+    tinytorch.tensor.set_backward_engine(backward)
+
+so that ``Tensor.backward(gradient=None, retain_graph=False)`` runs
+``backward(root, gradient, retain_graph)`` below. Nothing is patched.
+
+Public API
+    backward(root, gradient, retain_graph)  the engine (you normally call root.backward())
+    BACKWARD_RULES        {op name: rule}; a rule maps the upstream gradient to one
+                          gradient per input: rule(grad, out, inputs, saved) -> tuple
+                          (numpy arrays or None). The engine un-broadcasts them.
+    register_backward(op) decorator adding a rule (later modules use it for their own ops)
+    SAVES_TENSORS         ops whose rule reads tensor values (freed after backward)
+    no_grad(), enable_grad()   context managers and decorators that flip grad mode
+    zero_grad(params)     set every parameter's .grad to None (or zeros)
+
+Semantics (as in PyTorch)
+* Only leaves that require grad receive ``.grad`` (a Tensor of their shape and dtype);
+  gradients ACCUMULATE across backward() calls until zeroed.
+* ``backward()`` without `gradient` needs a one-element output ("grad can be implicitly
+  created only for scalar outputs"); a root that does not require grad is an error.
+* Without ``retain_graph=True`` a backward pass frees the values the graph saved for it:
+  going backward again through an op in SAVES_TENSORS raises RuntimeError. Ops that
+  save nothing (add, sub, neg, sum, mean, reshape, permute, basic slicing) can be
+  traversed again, exactly as in PyTorch. "Freeing" is modelled by replacing
+  ``node.saved`` with a `ReleasedSaved` copy (the settings stay readable).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from tinytorch import tensor as _tensor
+from tinytorch.activations import erf
+from tinytorch.tensor import Node, Tensor
+
+Rule = Callable[[np.ndarray, Tensor, tuple, dict], tuple]
+
+BACKWARD_RULES: dict[str, Rule] = {}
+
+# Ops whose backward reads saved tensor values (PyTorch frees those after backward()).
+SAVES_TENSORS = {
+    "mul", "div", "pow", "matmul", "max", "exp", "log",
+    "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "softmax", "log_softmax",
+    "mse_loss", "cross_entropy", "binary_cross_entropy", "binary_cross_entropy_with_logits",
+}
+
+SECOND_BACKWARD_MESSAGE = (
+    "Trying to backward through the graph a second time (or directly access saved tensors after they"
+    " have already been freed). Saved intermediate values of the graph are freed when you call"
+    " .backward(). Specify retain_graph=True if you need to backward through the graph a second time."
+)
+
+
+class ReleasedSaved(dict):
+    """`node.saved` after a backward pass without retain_graph: the settings, values freed."""
+
+
+def register_backward(op: str) -> Callable[[Rule], Rule]:
+    """Decorator: ``@register_backward("conv2d")`` adds a rule to BACKWARD_RULES."""
+
+    def add(rule: Rule) -> Rule:
+        BACKWARD_RULES[op] = rule
+        return rule
+
+    return add
+
+
+def is_advanced_index(index: Any) -> bool:
+    """Whether a getitem index uses arrays or lists (numpy's advanced indexing: elements may repeat)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return any(isinstance(p, (np.ndarray, list)) for p in parts)
+
+
+def _saves_tensors(node: Node) -> bool:
+    """Whether the node's rule reads tensor values (advanced indexing saves its index arrays)."""
+    if node.op == "getitem":
+        return is_advanced_index(node.saved["index"])
+    return node.op in SAVES_TENSORS
+
+
+# ----------------------------------------------------------------------------
+# Helpers the rules share (given)
+# ----------------------------------------------------------------------------
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum `grad` down to `shape`, undoing numpy broadcasting (extra leading dims, size-1 dims).
+
+    (4, 2, 3) -> (2, 3): sum axis 0.   (2, 3) -> (2, 1): sum axis 1 keeping it.   (2, 3) -> (): sum all.
+    """
+    # TODO: sum away the leading dimensions grad has beyond len(shape); then, for every
+    #       dimension where shape has 1 and grad does not, sum it with keepdims=True.
+    raise NotImplementedError('unbroadcast: your turn - see the TODOs above')
+
+
+def _expand(grad: np.ndarray, shape: tuple[int, ...], axis: tuple[int, ...] | None, keepdims: bool) -> np.ndarray:
+    """Broadcast a reduction's gradient back to the input's shape (re-inserting reduced axes)."""
+    if not keepdims and axis is not None:
+        grad = np.expand_dims(grad, axis)
+    return np.broadcast_to(grad, shape)
+
+
+def _reduced_count(shape: tuple[int, ...], axis: tuple[int, ...] | None) -> int:
+    if axis is None:
+        return math.prod(shape)
+    return math.prod(shape[a] for a in axis)
+
+
+# ----------------------------------------------------------------------------
+# Rules for module 01's ops. Each returns one gradient per input (before un-broadcasting).
+# ----------------------------------------------------------------------------
+
+
+@register_backward("add")
+def _add_backward(grad, out, inputs, saved):
+    raise NotImplementedError('_add_backward: your turn - see the TODOs above')
+
+
+@register_backward("sub")
+def _sub_backward(grad, out, inputs, saved):
+    raise NotImplementedError('_sub_backward: your turn - see the TODOs above')
+
+
+@register_backward("neg")
+def _neg_backward(grad, out, inputs, saved):
+    raise NotImplementedError('_neg_backward: your turn - see the TODOs above')
+
+
+@register_backward("mul")
+def _mul_backward(grad, out, inputs, saved):
+    # d(a*b)/da = b, d(a*b)/db = a
+    raise NotImplementedError('_mul_backward: your turn - see the TODOs above')
+
+
+@register_backward("div")
+def _div_backward(grad, out, inputs, saved):
+    # d(a/b)/da = 1/b, d(a/b)/db = -a/b**2
+    raise NotImplementedError('_div_backward: your turn - see the TODOs above')
+
+
+@register_backward("pow")
+def _pow_backward(grad, out, inputs, saved):
+    # base: b * a**(b-1) (0 where b == 0, as PyTorch); exponent: a**b * log(a) (0 where a == 0 and b >= 0).
+    # Only compute the exponent's gradient if it requires grad (log of a negative base is nan).
+    raise NotImplementedError('_pow_backward: your turn - see the TODOs above')
+
+
+@register_backward("matmul")
+def _matmul_backward(grad, out, inputs, saved):
+    # For 2-D and batched: dA = G @ B^T, dB = A^T @ G (batch dims un-broadcast by the engine).
+    # 1-D operands were promoted: A (n,) -> (1, n), B (n,) -> (n, 1); promote G the same way
+    # and squeeze the promoted axis from the result.
+    raise NotImplementedError('_matmul_backward: your turn - see the TODOs above')
+
+
+@register_backward("sum")
+def _sum_backward(grad, out, inputs, saved):
+    raise NotImplementedError('_sum_backward: your turn - see the TODOs above')
+
+
+@register_backward("mean")
+def _mean_backward(grad, out, inputs, saved):
+    raise NotImplementedError('_mean_backward: your turn - see the TODOs above')
+
+
+@register_backward("max")
+def _max_backward(grad, out, inputs, saved):
+    # Like torch.amax: the gradient goes to every element equal to the max, split evenly among ties.
+    raise NotImplementedError('_max_backward: your turn - see the TODOs above')
+
+
+@register_backward("reshape")
+def _reshape_backward(grad, out, inputs, saved):
+    raise NotImplementedError('_reshape_backward: your turn - see the TODOs above')
+
+
+@register_backward("permute")
+def _permute_backward(grad, out, inputs, saved):
+    raise NotImplementedError('_permute_backward: your turn - see the TODOs above')
+
+
+@register_backward("getitem")
+def _getitem_backward(grad, out, inputs, saved):
+    # Scatter grad into zeros of the input's shape. Advanced indices may repeat an element:
+    # np.add.at accumulates repeats (z[index] += grad would keep only one of them).
+    raise NotImplementedError('_getitem_backward: your turn - see the TODOs above')
+
+
+@register_backward("exp")
+def _exp_backward(grad, out, inputs, saved):
+    raise NotImplementedError('_exp_backward: your turn - see the TODOs above')
+
+
+@register_backward("log")
+def _log_backward(grad, out, inputs, saved):
+    raise NotImplementedError('_log_backward: your turn - see the TODOs above')
+
+
+# ----------------------------------------------------------------------------
+# Rules for module 02's activations: use the saved output where it is cheaper and stabler.
+# ----------------------------------------------------------------------------
+
+
+@register_backward("relu")
+def _relu_backward(grad, out, inputs, saved):
+    raise NotImplementedError('_relu_backward: your turn - see the TODOs above')
+
+
+@register_backward("leaky_relu")
+def _leaky_relu_backward(grad, out, inputs, saved):
+    raise NotImplementedError('_leaky_relu_backward: your turn - see the TODOs above')
+
+
+@register_backward("sigmoid")
+def _sigmoid_backward(grad, out, inputs, saved):
+    # d sigmoid = s * (1 - s), from the output s: no exp needed.
+    raise NotImplementedError('_sigmoid_backward: your turn - see the TODOs above')
+
+
+@register_backward("tanh")
+def _tanh_backward(grad, out, inputs, saved):
+    raise NotImplementedError('_tanh_backward: your turn - see the TODOs above')
+
+
+@register_backward("gelu")
+def _gelu_backward(grad, out, inputs, saved):
+    # "none": Phi(x) + x * phi(x) with phi the standard normal density.
+    # "tanh": differentiate 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3).
+    raise NotImplementedError('_gelu_backward: your turn - see the TODOs above')
+
+
+@register_backward("softmax")
+def _softmax_backward(grad, out, inputs, saved):
+    # Jacobian-vector product without the Jacobian: s * (g - sum(g * s, dim)).
+    raise NotImplementedError('_softmax_backward: your turn - see the TODOs above')
+
+
+@register_backward("log_softmax")
+def _log_softmax_backward(grad, out, inputs, saved):
+    # g - softmax * sum(g, dim), with softmax = exp(out).
+    raise NotImplementedError('_log_softmax_backward: your turn - see the TODOs above')
+
+
+# ----------------------------------------------------------------------------
+# Rules for module 04's losses
+# ----------------------------------------------------------------------------
+
+
+def _loss_upstream(grad: np.ndarray, shape: tuple[int, ...], reduction: str, count: int) -> np.ndarray:
+    """The upstream gradient of each per-element loss: g ("none"), g ("sum"), g / count ("mean").
+
+    count 0 (every target ignored) happens only where every local gradient is 0 anyway: divide by 1.
+    """
+    if reduction == "mean":
+        grad = grad / max(count, 1)
+    return np.broadcast_to(grad, shape)
+
+
+@register_backward("mse_loss")
+def _mse_loss_backward(grad, out, inputs, saved):
+    raise NotImplementedError('_mse_loss_backward: your turn - see the TODOs above')
+
+
+@register_backward("cross_entropy")
+def _cross_entropy_backward(grad, out, inputs, saved):
+    # d loss_i / d logits_i = softmax_i - ((1 - eps) * onehot(y_i) + eps / C), 0 for ignored targets.
+    raise NotImplementedError('_cross_entropy_backward: your turn - see the TODOs above')
+
+
+@register_backward("binary_cross_entropy")
+def _binary_cross_entropy_backward(grad, out, inputs, saved):
+    # input: g * (p - t) / max(p (1 - p), 1e-12) (PyTorch's guard); target: g * (log(1-p) - log(p)), logs clamped at -100.
+    raise NotImplementedError('_binary_cross_entropy_backward: your turn - see the TODOs above')
+
+
+@register_backward("binary_cross_entropy_with_logits")
+def _bce_with_logits_backward(grad, out, inputs, saved):
+    # input: g * (sigmoid(x) - t); target: -g * x.
+    raise NotImplementedError('_bce_with_logits_backward: your turn - see the TODOs above')
+
+
+# ----------------------------------------------------------------------------
+# The engine
+# ----------------------------------------------------------------------------
+
+
+def _topological_order(root: Tensor) -> list[Tensor]:
+    """Every tensor that requires grad and that root depends on, each after all it depends on.
+
+    Iterative depth-first search (a recursive one hits Python's recursion limit on deep graphs).
+    """
+    # TODO: keep a stack of (tensor, inputs_done). Pop; if inputs_done, append the tensor to
+    #       the order; else (if not yet visited) mark visited, push (tensor, True) and then
+    #       (input, False) for each input that requires grad. Key visited on id(tensor).
+    raise NotImplementedError('_topological_order: your turn - see the TODOs above')
+
+
+def backward(root: Tensor, gradient: Tensor | None = None, retain_graph: bool = False) -> None:
+    """The engine behind ``Tensor.backward``: accumulate d(root)/d(leaf) into each leaf's .grad.
+
+    root:         the tensor backward() was called on.
+    gradient:     d(something)/d(root), root's shape; None means 1 (only for one-element roots).
+    retain_graph: keep saved values so the graph can be traversed again.
+    Errors (RuntimeError, PyTorch's wording): root does not require grad; implicit gradient for a
+    non-scalar root; gradient shape mismatch; a freed graph traversed again; an op without a rule.
+    """
+    # TODO: 1. Validate root and gradient; seed grads = {id(root): gradient array in root's dtype}.
+    # TODO: 2. Walk _topological_order(root) in reverse. For a non-leaf: look up the rule, refuse
+    #          a released node whose op saves tensors, call the rule, un-broadcast each input's
+    #          gradient to the input's shape and dtype, add it into grads; release node.saved
+    #          (ReleasedSaved) unless retain_graph. For a leaf: accumulate into .grad.
+    raise NotImplementedError('backward: your turn - see the TODOs above')
+
+
+_tensor.set_backward_engine(backward)
+
+
+# ----------------------------------------------------------------------------
+# Grad mode
+# ----------------------------------------------------------------------------
+
+
+class _GradMode:
+    """Set grad mode to `self.mode` inside a `with` block or a decorated function; restore after."""
+
+    mode = True
+
+    def __init__(self):
+        self._previous: list[bool] = []
+
+    def __enter__(self) -> None:
+        # TODO: push set_grad_enabled(self.mode)'s return value (the previous mode).
+        raise NotImplementedError('_GradMode.__enter__: your turn - see the TODOs above')
+
+    def __exit__(self, *exc_info: Any) -> bool:
+        # TODO: pop and restore the previous mode (also when an exception is propagating).
+        raise NotImplementedError('_GradMode.__exit__: your turn - see the TODOs above')
+
+    def __call__(self, fn: Callable) -> Callable:
+        """Use as a decorator: @no_grad() def evaluate(...): ..."""
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with type(self)():
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+class no_grad(_GradMode):
+    """Ops inside record no graph (evaluation, optimizer updates). Nests; restores on exceptions."""
+
+    mode = False
+
+
+class enable_grad(_GradMode):
+    """Turn recording back on inside a no_grad region."""
+
+    mode = True
+
+
+def is_grad_enabled() -> bool:
+    """Whether ops currently record the graph."""
+    return _tensor.is_grad_enabled()
+
+
+def zero_grad(params: Iterable[Tensor], set_to_none: bool = True) -> None:
+    """Forget accumulated gradients: .grad = None (default, like PyTorch) or zeros of the right shape."""
+    raise NotImplementedError('zero_grad: your turn - see the TODOs above')
