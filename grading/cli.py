@@ -495,14 +495,18 @@ def write_outputs(result: dict, json_path, gradescope_path, junit_path, report_d
 @click.option("--no-static-check", is_flag=True, help="do not reject katas on the static import/escape check")
 @click.option("--no-thresholds", is_flag=True, help="skip the performance thresholds (they then score 0)")
 @click.option("--run-pristine", is_flag=True, help="run checks even on untouched stubs (they always fail)")
+@click.option("--no-tamper-check", is_flag=True,
+              help="do not fail a module when course files change during its run (live author checkouts)")
 @click.option("--seed", type=int, default=0)
 def grade(impl, katas, fallback, no_milestones, modules, json_path, gradescope_path, junit_path, report_dir,
           report_format, submissions, jobs, out_dir_batch, data_dir, out_dir, timeout, memory, select, profile,
-          no_static_check, no_thresholds, run_pristine, seed) -> None:
+          no_static_check, no_thresholds, run_pristine, no_tamper_check, seed) -> None:
     """Grade every available module, then the milestones, in isolated processes."""
     impl = _validate_impl(impl)
     options = _options(impl, fallback, no_milestones, modules, timeout, memory, select, data_dir, out_dir, profile,
                        no_static_check, no_thresholds, run_pristine, seed)
+    if no_tamper_check:
+        options.tamper_check = False
     if submissions is not None:
         from grading import batch
 

@@ -53,6 +53,9 @@ class GradeOptions:
     thresholds: bool = True
     run_pristine: bool = False
     seed: int = 0
+    # Notice a kata modifying the course's files (checks, reference, grading). Off for live
+    # course-author checkouts where people edit those files while grading runs.
+    tamper_check: bool = field(default_factory=lambda: os.environ.get("KATA_TAMPER_CHECK", "1") != "0")
 
 
 def kata_state(katas_dir: Path, module: _curriculum.Module) -> str:
@@ -276,7 +279,8 @@ def grade_submission(katas_dir: Path, options: GradeOptions | None = None,
             continue
         emit("module_start", {"key": module.key})
         try:
-            entry = grade_module(module, katas_dir, options, passed, _project_snapshot(module))
+            watch = _project_snapshot(module) if options.tamper_check and options.impl != "reference" else None
+            entry = grade_module(module, katas_dir, options, passed, watch)
         except Exception as err:  # a grader bug must not lose the other modules' results
             entry = {"number": module.number, "key": module.key, "title": module.title, "tier": module.tier,
                      "available": True, "status": "error", "points_max": module.points, "points": 0.0,

@@ -45,7 +45,6 @@ from tinytorch.datasets import load_mnist  # noqa: E402
 from tinytorch.layers import Linear, Sequential, manual_seed  # noqa: E402
 from tinytorch.losses import CrossEntropyLoss  # noqa: E402
 from tinytorch.optimizers import Adam  # noqa: E402
-from tinytorch.tensor import Tensor  # noqa: E402
 
 args = run.args
 

@@ -37,17 +37,8 @@ TT = types.SimpleNamespace(**{name: getattr(A, name) for name in
 
 
 def grad_parity(fn, *inputs, **kwargs):
-    """assert_parity(..., grad=True), with 0-d outputs viewed as shape (1,).
-
-    Works around checks/harness/parity.upstream_weights returning a numpy scalar (not an
-    array) for shape (), which torch.from_numpy rejects; reported to the harness owner.
-    """
-
-    def at_least_1d(*args):
-        out = fn(*args)
-        return out.reshape(1) if out.ndim == 0 else out
-
-    return assert_parity(at_least_1d, *inputs, grad=True, **kwargs)
+    """Forward and gradient parity with PyTorch: assert_parity(..., grad=True)."""
+    return assert_parity(fn, *inputs, grad=True, **kwargs)
 
 
 def _const(like, array):

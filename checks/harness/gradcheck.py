@@ -2,6 +2,10 @@
 
     check_gradients(lambda x, w: (x @ w).exp().sum(dim=1), x, w)
 
+Every positional input is a differentiable float array (it is converted to
+float64); pass non-differentiable arguments such as integer class targets by
+closing over them in the lambda.
+
 The function's output is weighted by fixed random upstream weights u, so the
 scalar checked is L = sum(u * f(inputs)) and every output element matters.
 Each input element is nudged by +-h in float64 and (L(x+h) - L(x-h)) / 2h is

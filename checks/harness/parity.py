@@ -96,7 +96,9 @@ def to_tinytorch(value: Any, requires_grad: bool = False) -> Any:
 def upstream_weights(shape: tuple[int, ...], dtype) -> np.ndarray:
     """A fixed random weighting of the outputs, so every output element's gradient matters."""
     rng = np.random.default_rng(_rng_seed)
-    return rng.uniform(0.5, 1.5, size=shape).astype(dtype) * rng.choice([-1.0, 1.0], size=shape).astype(dtype)
+    magnitudes = rng.uniform(0.5, 1.5, size=shape).astype(dtype)
+    signs = rng.choice([-1.0, 1.0], size=shape).astype(dtype)
+    return np.asarray(magnitudes * signs)  # an ndarray even for 0-d outputs
 
 
 def assert_parity(fn: Callable[..., Any], *inputs: Any, grad: bool = False, rtol: float | None = None,

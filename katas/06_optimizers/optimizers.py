@@ -145,7 +145,8 @@ class Adam(Optimizer):
         #          "exp_avg_sq": zeros (+ "max_exp_avg_sq" with amsgrad)} in the parameter's dtype.
         # TODO: 2. Weight decay: decoupled (AdamW): p *= 1 - lr * weight_decay; else g = g + wd * p.
         # TODO: 3. Update m and v IN PLACE (m *= beta1; m += (1 - beta1) * g ...), then the parameter.
-        #          Work in the parameter's dtype: Python floats never upcast float32 arrays.
+        #          Work in the parameter's dtype: Python floats never upcast float32 arrays. One
+        #          scratch array (np.multiply(..., out=scratch)) is all the temporary memory needed.
         raise NotImplementedError('Adam.step: your turn - see the TODOs above')
 
 

@@ -34,14 +34,16 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="BLAS / torch threads (default: what numpy's BLAS uses, else the CPU count)")
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--repeat", type=int, default=50)
+    parser.add_argument("--repeat", type=int, default=100)
     parser.add_argument("--target", type=float, default=1.5)
     return parser.parse_args(argv)
 
 
 def blas_threads(requested: int | None) -> int:
     """Pin numpy's BLAS and torch to the same thread count (threadpoolctl if available)."""
-    count = requested or len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (requested or os.cpu_count())
+    env = os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    count = requested or (int(env) if env else cores)  # OpenBLAS defaults to one thread per core
     try:
         from threadpoolctl import threadpool_limits
 
@@ -49,19 +51,22 @@ def blas_threads(requested: int | None) -> int:
     except ImportError:  # the env vars below only work before numpy is imported
         pass
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, str(count))
+        os.environ[var] = str(count)
     return count
 
 
-def median_time(step, warmup: int, repeat: int) -> tuple[float, list[float]]:
-    for _ in range(warmup):
-        step()
-    samples = []
+def interleaved_medians(steps, warmup: int, repeat: int) -> list[float]:
+    """Warm every step up, then time them alternately (ABAB...) so machine noise hits all alike."""
+    for step in steps:
+        for _ in range(warmup):
+            step()
+    samples: list[list[float]] = [[] for _ in steps]
     for _ in range(repeat):
-        start = time.perf_counter()
-        step()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples), samples
+        for step, times in zip(steps, samples):
+            start = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - start)
+    return [statistics.median(times) for times in samples]
 
 
 def main(argv=None) -> int:
@@ -111,21 +116,19 @@ def main(argv=None) -> int:
         loss.backward()
         torch_opt.step()
 
-    # Interleave the two measurements in rounds so machine noise hits both alike.
-    tt_samples, torch_samples = [], []
-    for _ in range(5):
-        tt_samples += median_time(tinytorch_step, args.warmup, args.repeat // 5)[1]
-        torch_samples += median_time(torch_step, args.warmup, args.repeat // 5)[1]
-    tt, th = statistics.median(tt_samples), statistics.median(torch_samples)
+    tt, th = interleaved_medians([tinytorch_step, torch_step], args.warmup, args.repeat)
 
     flops = 2 * args.batch * (784 * 256 + 256 * 128 + 128 * 10) * 3  # forward + 2x backward matmuls
     params = model.num_parameters()
     print(f"MLP 784-256-128-10, batch {args.batch}, float32, {params:,} parameters, {threads} thread(s)")
     print(f"numpy {np.__version__}, torch {torch.__version__}, tinytorch={args.impl}")
-    print(f"one step (forward + loss + backward + Adam), median of {len(tt_samples)} after warm-up:")
+    print(f"one step (forward + loss + backward + Adam), median of {args.repeat} interleaved runs after {args.warmup} warm-up runs:")
     print(f"  tinytorch: {tt * 1e3:8.3f} ms  ({flops / tt / 1e9:6.1f} GFLOP/s matmul-equivalent)")
     print(f"  pytorch:   {th * 1e3:8.3f} ms  ({flops / th / 1e9:6.1f} GFLOP/s)")
     ratio = tt / th
+    if hasattr(os, "getloadavg") and os.getloadavg()[0] > (os.cpu_count() or 1):
+        print(f"warning: load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores - other processes compete"
+              " for the CPU and multi-threaded timings are unreliable; compare with --threads 1")
     print(f"ratio tinytorch / pytorch = {ratio:.2f}  (target <= {args.target})")
     return 0 if ratio <= args.target else 1
 

@@ -241,7 +241,8 @@ class Adam(Optimizer):
         #          "exp_avg_sq": zeros (+ "max_exp_avg_sq" with amsgrad)} in the parameter's dtype.
         # TODO: 2. Weight decay: decoupled (AdamW): p *= 1 - lr * weight_decay; else g = g + wd * p.
         # TODO: 3. Update m and v IN PLACE (m *= beta1; m += (1 - beta1) * g ...), then the parameter.
-        #          Work in the parameter's dtype: Python floats never upcast float32 arrays.
+        #          Work in the parameter's dtype: Python floats never upcast float32 arrays. One
+        #          scratch array (np.multiply(..., out=scratch)) is all the temporary memory needed.
         # BEGIN SOLUTION
         for group in self.param_groups:
             lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
@@ -264,15 +265,18 @@ class Adam(Optimizer):
                     else:
                         g = g + weight_decay * p.data
                 m, v = state["exp_avg"], state["exp_avg_sq"]
+                scratch = np.multiply(g, 1 - beta1, out=np.empty_like(m))  # the one temporary array
                 m *= beta1
-                m += (1 - beta1) * g
+                m += scratch
+                np.multiply(g, g, out=scratch)
+                scratch *= 1 - beta2
                 v *= beta2
-                v += (1 - beta2) * np.square(g)
+                v += scratch
                 if amsgrad:
                     np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
                     v = state["max_exp_avg_sq"]
                 step_size = lr / (1 - beta1**step)
-                denom = np.sqrt(v, out=np.empty_like(v))
+                denom = np.sqrt(v, out=scratch)
                 denom /= math.sqrt(1 - beta2**step)
                 denom += eps
                 np.divide(m, denom, out=denom)
