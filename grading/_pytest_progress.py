@@ -34,7 +34,7 @@ def pytest_runtest_logreport(report):
 # A quick profile for the grader's own test-suite and smoke runs (HYPOTHESIS_PROFILE=kata-smoke):
 # loaded before checks/conftest.py, which then selects it by name.
 try:
-    from hypothesis import HealthCheck, settings
+    from hypothesis import HealthCheck, Phase, settings
 
     settings.register_profile(
         "kata-smoke",
@@ -42,6 +42,7 @@ try:
         deadline=None,
         derandomize=True,
         database=None,
+        phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
         suppress_health_check=list(HealthCheck),
     )
 except Exception:  # pragma: no cover - hypothesis missing: the checks will say so

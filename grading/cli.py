@@ -261,6 +261,8 @@ def hint(module, katas, rerun) -> None:
     if fresh and not rerun:
         failing = cached.get("failing", [])
         passed = cached["status"] == "passed"
+    elif _grade.kata_state(katas_dir, mod) == "pristine" and not rerun:
+        failing, passed = list(runner.expected_checks(mod.key)), False  # a pristine stub fails every check
     else:
         run, entry = run_module_checks(mod, katas_dir, "katas")
         failing = [c.id for c in run.checks if not c.ok]
@@ -330,18 +332,20 @@ def watch(module, katas, interval, once) -> None:
 @click.option("--check", "check_only", is_flag=True, help="report drift, write nothing (non-zero exit on drift)")
 @click.option("--strict", is_flag=True, help="with --check: every kata must be a pristine stub (the course's CI)")
 @click.option("--force", is_flag=True, help="overwrite kata files even if you edited them")
-def stubs(modules, check_only, strict, force) -> None:
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None, hidden=True,
+              help="another project root (tests)")
+def stubs(modules, check_only, strict, force, root) -> None:
     """(Re)generate kata stubs from the reference; never overwrites your work unless --force."""
     from grading import stubs as _stubs
 
     selected = [_module(m) for m in modules] or None
     if check_only:
-        report = _stubs.check(modules=selected, strict=strict)
+        report = _stubs.check(root or ROOT, modules=selected, strict=strict)
         for line in report.drift:
             console.print(f"[red]{line}[/]")
         console.print("katas in sync with reference" if report.in_sync else f"{len(report.drift)} problem(s)")
         sys.exit(0 if report.in_sync else 1)
-    report = _stubs.generate(modules=selected, force=force)
+    report = _stubs.generate(root or ROOT, modules=selected, force=force)
     for path in report.written:
         console.print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
     for path in report.refused:

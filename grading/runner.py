@@ -249,6 +249,23 @@ def _collection_error(text: str, katas_dir: Path | None) -> str:
     return f"import error{where}: {error}"[:500]
 
 
+def _output_diagnosis(output: str, katas_dir: Path | None) -> str:
+    """'SystemExit: 3 (katas/01_tensor/tensor.py, line 542)' from a crash's output, if it names one."""
+    text = "\n".join(l.removeprefix("INTERNALERROR>").rstrip() for l in output.splitlines())
+    location = ""
+    for match in _TRACEBACK_FRAME.finditer(text):
+        rel = _kata_relative(match["path"], katas_dir)
+        if rel:
+            location = f"{rel}, line {match['line']}"
+    errors = [l.strip() for l in text.splitlines()
+              if re.match(r"^\s*[A-Za-z_.]*(Error|Exception|Exit)\b(:|$)", l.strip())]
+    if "MemoryError" in text:
+        return "MemoryError: the memory limit was reached" + (f" ({location})" if location else "")
+    if not errors and not location:
+        return ""
+    return (errors[-1] if errors else "error") + (f" ({location})" if location else "")
+
+
 def parse_junit(path: Path, katas_dir: Path | None) -> tuple[dict[str, CheckResult], list[str]]:
     """{key: CheckResult} and the collection errors found in a pytest JUnit file."""
     results: dict[str, CheckResult] = {}
@@ -331,6 +348,7 @@ def run_checks(
         else:
             junit_problem = "no check results were written"
         running = _last_started(progress)
+    _LOCAL.katas = katas_dir
     return _verdict(module, impl, expected, results, collection_errors, outcome, junit_problem, running)
 
 
@@ -360,6 +378,10 @@ def _verdict(module, impl, expected, results, collection_errors, outcome: sandbo
         reason = f"inconsistent results: exit code 0 but only {passed}/{total} checks recorded as passed"
     elif code == 1 and passed == total:
         reason = "inconsistent results: every expected check passed but pytest reported a failure"
+    if reason and not collection_errors:
+        diagnosis = _output_diagnosis(outcome.output, getattr(_LOCAL, "katas", None))
+        if diagnosis:
+            reason += f" - {diagnosis}"
     if crashed or junit_problem:
         # The run did not complete: whatever it recorded is not a complete, trustworthy record.
         for c in checks:

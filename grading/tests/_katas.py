@@ -36,6 +36,14 @@ def in_add(code: str) -> str:
     return REFERENCE_01.replace(ADD_DEF, ADD_DEF + block, 1)
 
 
+FUTURE = "from __future__ import annotations\n"
+assert FUTURE in REFERENCE_01
+
+
+def with_import(source: str, statement: str) -> str:
+    return source.replace(FUTURE, FUTURE + statement + "\n", 1)
+
+
 def at_import(code: str) -> str:
     return REFERENCE_01 + "\n" + code.strip("\n") + "\n"
 
@@ -51,18 +59,18 @@ VARIANTS: dict[str, str] = {
     "hang_at_import": at_import("while True:\n    pass"),
     "allocate": in_add("hog = []\nwhile True:\n    hog.append(bytearray(1 << 26))"),
     # faulthandler is standard library; the static check only flags it (its obvious spelling is rejected).
-    "segfault": "import faulthandler\n" + in_add('getattr(faulthandler, "_sig" + "segv")()'),
-    "exit_at_import": "import os\n" + at_import('getattr(os, "_ex" + "it")(0)'),
+    "segfault": with_import(in_add('getattr(faulthandler, "_sig" + "segv")()'), "import faulthandler"),
+    "exit_at_import": with_import(at_import('getattr(os, "_ex" + "it")(0)'), "import os"),
     "system_exit_at_import": at_import("raise SystemExit(3)"),
     "prints": in_add('print("x" * 2_000_000)'),
     "syntax_error": REFERENCE_01.replace(ADD_DEF, '    def __add__(self, other: Any) -> "Tensor"\n', 1),
     "raises_at_import": at_import('raise RuntimeError("boom at import")'),
     "partial": REFERENCE_01.replace(NEG_BODY, NEG_BODY.replace("np.negative(self.data)", "self.data * 1"), 1),
-    "slow_add": "import time\n" + in_add("if self.data.size > 10_000:\n    time.sleep(0.1)"),
+    "slow_add": with_import(in_add("if self.data.size > 10_000:\n    time.sleep(0.1)"), "import time"),
     # Rejected by the static check: never run.
-    "imports_torch": "import torch\n" + REFERENCE_01,
-    "ctypes_segfault": "import ctypes\n" + in_add("ctypes.string_at(0)"),
-    "os_exit": "import os\n" + at_import("os._exit(0)"),
+    "imports_torch": with_import(REFERENCE_01, "import torch"),
+    "ctypes_segfault": with_import(in_add("ctypes.string_at(0)"), "import ctypes"),
+    "os_exit": with_import(at_import("os._exit(0)"), "import os"),
     "writes_outside": at_import('open("/tmp/kata-evil-{tag}.txt", "w").write("pwned")'),
 }
 

@@ -75,29 +75,30 @@ def test_pristine_stub_is_failing_not_implemented_not_a_crash(tmp_path):
         ("hang_at_import", "timeout after"),
         ("segfault", "crashed with signal SIGSEGV"),
         ("exit_at_import", "exited early with code 0"),
-        ("system_exit_at_import", "import error"),
+        ("system_exit_at_import", "SystemExit: 3 (katas/01_tensor/tensor.py, line"),
         ("syntax_error", "import error in katas/01_tensor/tensor.py, line"),
         ("raises_at_import", "RuntimeError: boom at import"),
     ],
 )
 def test_hostile_kata_fails_its_module_with_the_reason(tmp_path, variant, expected):
-    result, m1 = _grade(tmp_path, variant)
+    limit = 12.0 if variant.startswith("hang") else TIMEOUT
+    result, m1 = _grade(tmp_path, variant, timeout=limit)
     assert m1["status"] == "failing"
     assert expected in m1["reason"], m1["reason"]
     assert m1["points"] == 0
     if variant == "syntax_error":
         assert "SyntaxError" in m1["reason"]
     if variant.startswith("hang"):
-        assert m1["duration"] < TIMEOUT + 15
+        assert m1["duration"] < limit + 15
 
 
 def test_unbounded_allocation_hits_the_memory_limit_only_in_its_checks(tmp_path):
     result, m1 = _grade(tmp_path, "allocate")
+    # Either the checks that add fail with MemoryError and the others pass, or the check
+    # process itself breaks down once memory is exhausted: both are this module's failure.
     assert m1["status"] == "failing"
-    assert "memory" in m1["reason"].lower()
-    failing = [c for c in m1["checks"] if c["outcome"] != "passed"]
-    assert failing and all("MemoryError" in c["message"] or "memory" in c["message"] for c in failing)
-    assert 0 < m1["checks_passed"] < m1["checks_total"]  # checks that never add still pass
+    assert "memory" in m1["reason"].lower(), m1["reason"]
+    assert m1["checks_passed"] < m1["checks_total"]
 
 
 def test_printing_megabytes_does_not_flood_the_grader(tmp_path):
@@ -177,9 +178,13 @@ def test_milestones_are_locked_or_not_available_never_faked(mixed_result):
         milestone = curriculum.load().milestone(s["slug"])
         if not milestone.is_available():
             assert s["status"] == "not_available" and s["points"] == 0
-        else:
+        elif 2 in milestone.requires:
             assert s["status"] == "locked" and s["points"] == 0  # module 02 fails
             assert "02_activations" in s["message"]
+        else:  # only needs module 01, which passes: it really ran, on the learner's module
+            assert s["status"] in ("passed", "missed", "error")
+            assert s["assembly"]["from_learner"] == ["01_tensor"] and s["assembly"]["from_reference"] == []
+            assert (s["points"] > 0) == (s["status"] == "passed")
 
 
 def test_gradescope_results_validate_against_the_schema(mixed_result, tmp_path):
@@ -273,9 +278,8 @@ def test_milestone_passes_only_on_its_metric(tmp_path, body, status):
 
 def test_sandbox_kills_the_whole_process_group_on_timeout(tmp_path):
     marker = tmp_path / "grandchild-alive"
-    code = ("import subprocess, sys, time\n"
-            f"subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(3); open({str(marker)!r}, \"w\")'])\n"
-            "time.sleep(60)\n")
+    grandchild = f"import time; time.sleep(3); open({str(marker)!r}, 'w')"
+    code = f"import subprocess, sys, time\nsubprocess.Popen([sys.executable, '-c', {grandchild!r}])\ntime.sleep(60)\n"
     started = time.monotonic()
     outcome = sandbox.run([sys.executable, "-c", code], env={}, cwd=tmp_path, timeout=1)
     assert outcome.timed_out and time.monotonic() - started < 10
