@@ -71,7 +71,7 @@ def train(model, steps: int, lr: float, label: str) -> tuple[float, float, list[
     return final, best, losses
 
 
-def plot(perceptron, mlp, path: Path) -> None:
+def plot(perceptron, mlp, accuracies: tuple[float, float], path: Path) -> None:
     try:
         import matplotlib
 
@@ -86,7 +86,8 @@ def plot(perceptron, mlp, path: Path) -> None:
     gx, gy = np.meshgrid(grid, grid)
     points = Tensor(np.stack([gx.ravel(), gy.ravel()], axis=1))
     fig, axes = plt.subplots(1, 2, figsize=(9, 4.5))
-    for ax, model, title in ((axes[0], perceptron, "single layer: at most 3/4"), (axes[1], mlp, "2-layer MLP: 4/4")):
+    titles = (f"single layer: accuracy {accuracies[0]:.2f}", f"2-layer MLP: accuracy {accuracies[1]:.2f}")
+    for ax, model, title in ((axes[0], perceptron, titles[0]), (axes[1], mlp, titles[1])):
         z = model(points).numpy().reshape(gx.shape)
         ax.contourf(gx, gy, z > 0, levels=[-0.5, 0.5, 1.5], colors=["#f4cccc", "#cfe2f3"])
         ax.contour(gx, gy, z, levels=[0.0], colors="k")
@@ -120,7 +121,7 @@ def main() -> int:
     if p_best > 0.75:
         run.log("the single-layer model exceeded 75% on XOR, which is impossible: check Linear and the loss")
         return run.finish(0.0, {"perceptron_best_accuracy": p_best, "error": "single layer above 75%"})
-    plot(perceptron, mlp, run.plot_path("xor_decision_regions.png"))
+    plot(perceptron, mlp, (p_final, m_final), run.plot_path("xor_decision_regions.png"))
     return run.finish(m_final, {"perceptron_best_accuracy": p_best, "perceptron_final_accuracy": p_final,
                                 "mlp_final_loss": losses[-1], "mlp_parameters": mlp.num_parameters()})
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from _katas import M1, M2, SELECT, TIMEOUT, VARIANTS, make_checkout, options, pristine_01, snapshot
+from _katas import M1, M2, TIMEOUT, VARIANTS, make_checkout, options, pristine_01, snapshot
 from grading import curriculum, grade, integrity, reports, runner, sandbox
 
 SCHEMA = json.loads((curriculum.PROJECT_ROOT / "grading" / "schemas" / "gradescope_results.schema.json").read_text())

@@ -33,7 +33,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None,
                         help="BLAS / torch threads (default: what numpy's BLAS uses, else the CPU count)")
     parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=100)
     parser.add_argument("--target", type=float, default=1.5)
     return parser.parse_args(argv)
@@ -55,17 +55,24 @@ def blas_threads(requested: int | None) -> int:
     return count
 
 
-def interleaved_medians(steps, warmup: int, repeat: int) -> list[float]:
-    """Warm every step up, then time them alternately (ABAB...) so machine noise hits all alike."""
-    for step in steps:
-        for _ in range(warmup):
-            step()
+def blocked_medians(steps, warmup: int, repeat: int, rounds: int = 5) -> list[float]:
+    """Median time of each step, measured in alternating blocks (AAAA BBBB AAAA BBBB ...).
+
+    Blocks rather than strict ABAB alternation: both numpy's OpenBLAS and torch's OpenMP keep
+    their worker threads spinning for a while after each call, and with strict alternation the
+    idle framework's spinning threads steal cores from the busy one. Each block starts with
+    `warmup` untimed runs; several rounds spread machine noise over both frameworks alike.
+    """
     samples: list[list[float]] = [[] for _ in steps]
-    for _ in range(repeat):
+    per_round = max(1, repeat // rounds)
+    for _ in range(rounds):
         for step, times in zip(steps, samples):
-            start = time.perf_counter()
-            step()
-            times.append(time.perf_counter() - start)
+            for _ in range(warmup):
+                step()
+            for _ in range(per_round):
+                start = time.perf_counter()
+                step()
+                times.append(time.perf_counter() - start)
     return [statistics.median(times) for times in samples]
 
 
@@ -116,13 +123,13 @@ def main(argv=None) -> int:
         loss.backward()
         torch_opt.step()
 
-    tt, th = interleaved_medians([tinytorch_step, torch_step], args.warmup, args.repeat)
+    tt, th = blocked_medians([tinytorch_step, torch_step], args.warmup, args.repeat)
 
     flops = 2 * args.batch * (784 * 256 + 256 * 128 + 128 * 10) * 3  # forward + 2x backward matmuls
     params = model.num_parameters()
     print(f"MLP 784-256-128-10, batch {args.batch}, float32, {params:,} parameters, {threads} thread(s)")
     print(f"numpy {np.__version__}, torch {torch.__version__}, tinytorch={args.impl}")
-    print(f"one step (forward + loss + backward + Adam), median of {args.repeat} interleaved runs after {args.warmup} warm-up runs:")
+    print(f"one step (forward + loss + backward + Adam), median of {args.repeat} runs in 5 alternating blocks, each after {args.warmup} warm-up runs:")
     print(f"  tinytorch: {tt * 1e3:8.3f} ms  ({flops / tt / 1e9:6.1f} GFLOP/s matmul-equivalent)")
     print(f"  pytorch:   {th * 1e3:8.3f} ms  ({flops / th / 1e9:6.1f} GFLOP/s)")
     ratio = tt / th
