@@ -216,7 +216,7 @@ def grade_milestone(milestone: _curriculum.Milestone, katas_dir: Path, modules: 
     plan = milestone_assembly(milestone, modules, options)
     entry["assembly"] = plan
     if plan["locked_by"]:
-        entry.update(status="locked", message="locked: needs " + ", ".join(plan["locked_by"]))
+        entry.update(status="locked", message="locked: needs " + ", ".join(x.split(" ")[0] for x in plan["locked_by"]))
         return entry
     out_dir = (options.out_dir or ROOT / ".kata" / "milestones") / milestone.slug
     result = runner.run_milestone(milestone, katas_dir, plan["impl"], out_dir=out_dir, data_dir=options.data_dir,

@@ -8,7 +8,7 @@ training and 10,000 test images of 28x28 handwritten digits.
 
 The model is 784-256-128-10 with ReLU, trained with cross-entropy and Adam on
 *your* framework: tensor (01), activations (02), layers (03), losses (04),
-autograd (05), optimizers (06) and the data pipeline (08). It is measured on the
+autograd (05), optimizers (06), the learning-rate schedule (07) and the data pipeline (08). It is measured on the
 full MNIST test set; the target is 95% accuracy (the reference reaches ~98%).
 
     python milestones/m1986_mnist_mlp.py                               # your katas
@@ -19,7 +19,6 @@ Data: --data-dir, else $TINYTORCH_DATA, else ~/.cache/tinytorch (downloaded once
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from pathlib import Path
@@ -45,6 +44,7 @@ from tinytorch.datasets import load_mnist  # noqa: E402
 from tinytorch.layers import Linear, Sequential, manual_seed  # noqa: E402
 from tinytorch.losses import CrossEntropyLoss  # noqa: E402
 from tinytorch.optimizers import Adam  # noqa: E402
+from tinytorch.training import CosineAnnealingLR  # noqa: E402
 
 args = run.args
 
@@ -81,18 +81,17 @@ steps_per_epoch = len(train_loader)
 total_steps = args.epochs * steps_per_epoch
 interactive = sys.stdout.isatty()  # a redrawn bar on a terminal, a few plain lines in a log file
 milestones = {max(1, steps_per_epoch * k // 4) for k in (1, 2, 3)}
+# cosine learning-rate decay to 0 over the whole run (Loshchilov & Hutter, 2017), stepped per batch
+scheduler = CosineAnnealingLR(optimizer, T_max=total_steps)
 for epoch in range(1, args.epochs + 1):
     started, total_loss, correct, seen = time.perf_counter(), 0.0, 0, 0
     for step, (x, y) in enumerate(train_loader, start=1):
-        # cosine learning-rate decay to 0 over the whole run (Loshchilov & Hutter, 2017)
-        progress = ((epoch - 1) * steps_per_epoch + step - 1) / total_steps
-        for group in optimizer.param_groups:
-            group["lr"] = args.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
         logits = model(x)
         loss = loss_fn(logits, y)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        scheduler.step()
 
         value = float(loss.item())
         history["step_loss"].append(value)
