@@ -29,21 +29,3 @@ def pytest_runtest_logstart(nodeid, location):
 def pytest_runtest_logreport(report):
     if report.when == "call" or report.outcome != "passed":
         _write(report.outcome, report.nodeid)
-
-
-# A quick profile for the grader's own test-suite and smoke runs (HYPOTHESIS_PROFILE=kata-smoke):
-# loaded before checks/conftest.py, which then selects it by name.
-try:
-    from hypothesis import HealthCheck, Phase, settings
-
-    settings.register_profile(
-        "kata-smoke",
-        max_examples=4,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
-        suppress_health_check=list(HealthCheck),
-    )
-except Exception:  # pragma: no cover - hypothesis missing: the checks will say so
-    pass

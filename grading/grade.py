@@ -244,7 +244,7 @@ def _project_snapshot(module: _curriculum.Module | None = None) -> dict[str, str
     for folder in folders:
         for rel, digest in integrity.snapshot(folder, "**/*.py").items():
             out[f"{folder.relative_to(ROOT).as_posix()}/{rel}"] = digest
-    for extra in (ROOT / "checks" / "conftest.py", ROOT / "grading" / "curriculum.toml", ROOT / "pyproject.toml"):
+    for extra in (ROOT / "conftest.py", ROOT / "grading" / "curriculum.toml", ROOT / "pyproject.toml"):
         if extra.is_file():
             out[extra.relative_to(ROOT).as_posix()] = integrity.sha256_file(extra)
     return out

@@ -135,7 +135,7 @@ def _checks_fingerprint(module: _curriculum.Module) -> str:
         for path in sorted(folder.rglob("*.py")):
             digest.update(path.as_posix().encode())
             digest.update(path.read_bytes())
-    digest.update((ROOT / "checks" / "conftest.py").read_bytes())
+    digest.update((ROOT / "conftest.py").read_bytes())
     return digest.hexdigest()[:16]
 
 

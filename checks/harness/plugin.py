@@ -1,4 +1,4 @@
-"""The checks plugin: `--impl katas|reference` and the Hypothesis profiles.
+"""The checks plugin: `--impl katas|reference` and the Hypothesis profiles (loaded by conftest.py).
 
     pytest checks/01_tensor                  # your katas (default)
     pytest --impl reference                  # the reference solution (the repo's own test)
@@ -35,6 +35,16 @@ settings.register_profile(
     derandomize=True,
     print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+# The grader's own test-suite and smoke runs: a handful of examples, no database.
+settings.register_profile(
+    "kata-smoke",
+    max_examples=4,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    phases=PHASES,
+    suppress_health_check=list(HealthCheck),
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
