@@ -10,6 +10,9 @@ is the plumbing around it (no ML here):
     run.plot_path("decision_boundary.png")      # where to save figures
     raise SystemExit(run.finish(measured_accuracy, details={...}))
 
+A NotImplementedError from an unfinished kata becomes one line and a metric of 0
+through `run.not_implemented(err)`.
+
 Flags every script accepts:
     --impl katas|reference|mix   which tinytorch to assemble (sets TINYTORCH_IMPL)
     --data-dir DIR               datasets (sets TINYTORCH_DATA); nothing is downloaded if present
@@ -28,6 +31,7 @@ import json
 import os
 import sys
 import time
+import traceback
 from pathlib import Path
 
 from grading import curriculum
@@ -61,6 +65,7 @@ class MilestoneRun:
         if args.data_dir:
             os.environ["TINYTORCH_DATA"] = str(Path(args.data_dir).resolve())
         run = cls(milestone, args)
+        run._install_unfinished_kata_hook()
         run.log(f"{milestone.year} - {milestone.title}")
         run.log(f"target: {milestone.metric} >= {milestone.target:g}   (tinytorch: {os.environ.get('TINYTORCH_IMPL', 'katas')})")
         return run
@@ -72,6 +77,29 @@ class MilestoneRun:
         path = self.out_dir / name
         self.artifacts.append(str(path))
         return path
+
+    def _install_unfinished_kata_hook(self) -> None:
+        """An uncaught NotImplementedError anywhere in the script ends with one line and metric 0."""
+        previous = sys.excepthook
+
+        def hook(kind, err, tb):
+            if issubclass(kind, NotImplementedError):
+                self.not_implemented(err)
+            else:
+                previous(kind, err, tb)
+
+        sys.excepthook = hook
+
+    def not_implemented(self, err: BaseException) -> int:
+        """One line naming the unfinished kata instead of a traceback storm; the metric is 0."""
+        where = ""
+        for frame in reversed(traceback.extract_tb(err.__traceback__)):
+            path = Path(frame.filename)
+            if path.parent.name[:2].isdigit():
+                where = f" in {path.parent.parent.name}/{path.parent.name}/{path.name} (module {path.parent.name})"
+                break
+        self.log(f"not implemented yet{where}: {err}. Finish that kata (`kata check`), then run this milestone again.")
+        return self.finish(0.0, {"error": f"{type(err).__name__}: {err}"})
 
     def finish(self, value: float, details: dict | None = None) -> int:
         """Print the verdict, write the result file, return the exit code (0 = target met)."""

@@ -19,29 +19,13 @@ data, runs the rule with Tensor ops, prints the boundary and plots it.
 
 from __future__ import annotations
 
-import sys
-import traceback
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from milestones._harness import MilestoneRun  # noqa: E402
+from _harness import MilestoneRun  # sibling plumbing: flags, target, verdict
 
 run = MilestoneRun.from_cli("perceptron")
 
 import numpy as np  # noqa: E402
-
-
-def not_implemented(err: BaseException) -> int:
-    """One line naming the unfinished kata instead of a traceback storm; the metric is 0."""
-    where = ""
-    for frame in reversed(traceback.extract_tb(err.__traceback__)):
-        path = Path(frame.filename)
-        if path.parent.name[:2].isdigit():
-            where = f" in {path.parent.parent.name}/{path.parent.name}/{path.name} (module {path.parent.name})"
-            break
-    run.log(f"not implemented yet{where}: {err}. Finish that kata (`kata check`), then run this milestone again.")
-    return run.finish(0.0, {"error": f"{type(err).__name__}: {err}"})
 
 
 def make_data(seed: int, n: int = 100, margin: float = 0.1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -124,7 +108,7 @@ def main() -> int:
         w, b, history = train(x, y)
         acc = accuracy(x, y, w, b)
     except (NotImplementedError, ModuleNotFoundError) as err:
-        return not_implemented(err)
+        return run.not_implemented(err)
     w_np, b_np = w.numpy().astype(float), float(b.item())
     run.log(f"decision boundary: {w_np[0]:.4f} * x1 + {w_np[1]:.4f} * x2 + {b_np:.4f} = 0")
     run.log(f"converged after {len(history)} epochs, {sum(history)} updates; training accuracy {acc:.4f}")

@@ -17,13 +17,9 @@ This script measures both halves of the story with YOUR modules:
 
 from __future__ import annotations
 
-import sys
-import traceback
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from milestones._harness import MilestoneRun  # noqa: E402
+from _harness import MilestoneRun  # sibling plumbing: flags, target, verdict
 
 run = MilestoneRun.from_cli("xor")
 
@@ -31,18 +27,6 @@ import numpy as np  # noqa: E402
 
 X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
 Y = np.array([[0], [1], [1], [0]], dtype=np.float32)
-
-
-def not_implemented(err: BaseException) -> int:
-    """One line naming the unfinished kata instead of a traceback storm; the metric is 0."""
-    where = ""
-    for frame in reversed(traceback.extract_tb(err.__traceback__)):
-        path = Path(frame.filename)
-        if path.parent.name[:2].isdigit():
-            where = f" in {path.parent.parent.name}/{path.parent.name}/{path.name} (module {path.parent.name})"
-            break
-    run.log(f"not implemented yet{where}: {err}. Finish that kata (`kata check`), then run this milestone again.")
-    return run.finish(0.0, {"error": f"{type(err).__name__}: {err}"})
 
 
 def train(model, steps: int, lr: float, label: str) -> tuple[float, float, list[float]]:
@@ -117,7 +101,7 @@ def main() -> int:
         m_final, m_best, losses = train(mlp, steps=500, lr=0.05, label="mlp")
         run.log(f"   MLP: final accuracy {m_final:.2f}, loss {losses[0]:.4f} -> {losses[-1]:.4f}")
     except (NotImplementedError, ModuleNotFoundError) as err:
-        return not_implemented(err)
+        return run.not_implemented(err)
     if p_best > 0.75:
         run.log("the single-layer model exceeded 75% on XOR, which is impossible: check Linear and the loss")
         return run.finish(0.0, {"perceptron_best_accuracy": p_best, "error": "single layer above 75%"})

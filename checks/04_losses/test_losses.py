@@ -34,56 +34,29 @@ def both(name: str, **kwargs):
     return run
 
 
-@st.composite
-def same_shape_pair(draw, low=-10.0, high=10.0, target_low=-10.0, target_high=10.0):
-    dtype = draw(tst.float_dtypes)
-    shape = draw(tst.shapes(max_dims=3))
-    return (draw(tst.arrays(shape, dtype=dtype, low=low, high=high)),
-            draw(tst.arrays(shape, dtype=dtype, low=target_low, high=target_high)))
-
-
-@st.composite
-def classification_case(draw):
-    """Logits (C,), (N, C) or (N, C, d1[, d2]) with integer targets, some maybe equal to ignore_index."""
-    dtype = draw(tst.float_dtypes)
-    classes = draw(st.integers(1, 6))
-    layout = draw(st.sampled_from(["unbatched", "batched", "spatial"]))
-    n = draw(st.integers(1, 5))
-    extra = draw(tst.shapes(min_dims=1, max_dims=2, max_side=3)) if layout == "spatial" else ()
-    shape = (classes,) if layout == "unbatched" else (n, classes) + tuple(extra)
-    target_shape = () if layout == "unbatched" else (n,) + tuple(extra)
-    logits = draw(tst.arrays(shape, dtype=dtype))
-    target = draw(tst.arrays(target_shape, dtype=np.float64, low=0, high=classes - 1e-9))
-    target = np.asarray(np.floor(target)).astype(np.int64)
-    if target.ndim and draw(st.booleans()):
-        mask = draw(tst.arrays(target_shape, dtype=np.float64, low=0, high=1)) < 0.3
-        target = np.where(mask, -100, target)
-    return logits, target
-
-
 # -- forward parity ---------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
-@given(pair=same_shape_pair())
+@given(pair=tst.same_shape_pair())
 def test_mse_loss_matches_torch(reduction, pair):
     assert_parity(both("mse_loss", reduction=reduction), *pair, scale=10.0)
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
-@given(pair=same_shape_pair(target_low=0.0, target_high=1.0))
+@given(pair=tst.same_shape_pair(target_low=0.0, target_high=1.0))
 def test_bce_with_logits_matches_torch(reduction, pair):
     assert_parity(both("binary_cross_entropy_with_logits", reduction=reduction), *pair, scale=10.0)
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
-@given(pair=same_shape_pair(low=0.0, high=1.0, target_low=0.0, target_high=1.0))
+@given(pair=tst.same_shape_pair(low=0.0, high=1.0, target_low=0.0, target_high=1.0))
 def test_bce_matches_torch_including_probabilities_0_and_1(reduction, pair):
     assert_parity(both("binary_cross_entropy", reduction=reduction), *pair, scale=10.0)
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
-@given(case=classification_case(), smoothing=st.sampled_from([0.0, 0.1, 0.5]))
+@given(case=tst.classification_case(), smoothing=st.sampled_from([0.0, 0.1, 0.5]))
 def test_cross_entropy_matches_torch(reduction, case, smoothing):
     assert_parity(both("cross_entropy", reduction=reduction, label_smoothing=smoothing), *case, scale=10.0)
 
@@ -170,7 +143,7 @@ def test_bce_clamps_log_at_minus_100():
     np.testing.assert_array_equal(out.numpy(), [100.0, 100.0, 0.0, 0.0])
 
 
-@given(pair=same_shape_pair(low=-30.0, high=30.0, target_low=0.0, target_high=1.0))
+@given(pair=tst.same_shape_pair(low=-30.0, high=30.0, target_low=0.0, target_high=1.0))
 def test_bce_with_logits_equals_bce_of_sigmoid_where_sigmoid_is_precise(pair):
     x, t = (a.astype(np.float64) for a in pair)
     p = 1 / (1 + np.exp(-np.clip(x, -15, 15)))

@@ -104,3 +104,38 @@ def axes(draw, ndim: int, allow_none: bool = True, allow_tuple: bool = True):
 
 
 float_dtypes = st.sampled_from(FLOAT_DTYPES)
+
+
+@st.composite
+def same_shape_pair(draw, low=-10.0, high=10.0, target_low=-10.0, target_high=10.0):
+    """(input, target) float arrays of one drawn shape and dtype, e.g. for elementwise losses."""
+    dtype = draw(float_dtypes)
+    shape = draw(shapes(max_dims=3))
+    return (draw(arrays(shape, dtype=dtype, low=low, high=high)),
+            draw(arrays(shape, dtype=dtype, low=target_low, high=target_high)))
+
+
+@st.composite
+def classification_case(draw, ignore: str = "some", ignore_index: int = -100):
+    """Logits (C,), (N, C) or (N, C, d1[, d2]) with int64 class targets of the matching shape.
+
+    ignore: "some" marks a random ~30% of batched targets `ignore_index` (possibly all of
+    them), "one" marks exactly one sample's targets (the rest keep a defined gradient).
+    """
+    dtype = draw(float_dtypes)
+    classes = draw(st.integers(1, 6))
+    layout = draw(st.sampled_from(["unbatched", "batched", "spatial"]))
+    n = draw(st.integers(1, 5))
+    extra = draw(shapes(min_dims=1, max_dims=2, max_side=3)) if layout == "spatial" else ()
+    shape = (classes,) if layout == "unbatched" else (n, classes) + tuple(extra)
+    target_shape = () if layout == "unbatched" else (n,) + tuple(extra)
+    logits = draw(arrays(shape, dtype=dtype))
+    target = np.asarray(np.floor(draw(arrays(target_shape, dtype=np.float64, low=0, high=classes - 1e-9))))
+    target = target.astype(np.int64)
+    if target.ndim and draw(st.booleans()):
+        if ignore == "one":
+            target[draw(st.integers(0, target.shape[0] - 1))] = ignore_index
+        else:
+            mask = draw(arrays(target_shape, dtype=np.float64, low=0, high=1)) < 0.3
+            target = np.where(mask, ignore_index, target)
+    return logits, target
