@@ -210,6 +210,22 @@ def test_real_mnist_style_data_loads_without_network(name, loader, monkeypatch):
     assert len(data.classes) == 10 and "(60000, 28, 28)" in repr(data)
 
 
+def test_loading_mnist_peaks_below_twice_the_raw_size(monkeypatch):
+    import tracemalloc
+
+    root = _needs(*(f"mnist/{f}" for f in ds._IDX_FILES))
+    monkeypatch.setattr(ds.urllib.request, "urlopen", _no_network)
+    raw_bytes = (60000 + 10000) * (784 + 1)  # uncompressed images and labels, as stored
+    tracemalloc.start()
+    try:
+        data = ds.load_mnist(root)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert data.train_images.shape == (60000, 28, 28)
+    assert peak <= 2 * raw_bytes, f"peak {peak / 2**20:.1f} MiB for {raw_bytes / 2**20:.1f} MiB of data"
+
+
 def test_real_data_is_found_through_the_environment(monkeypatch):
     root = _needs("mnist/t10k-labels-idx1-ubyte.gz", "tinyshakespeare/input.txt")
     monkeypatch.setenv(ds.DATA_ENV, str(root))
