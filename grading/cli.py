@@ -28,8 +28,10 @@ from grading import assembly, grade as _grade, integrity, reports, runner, sandb
 from grading import curriculum as _curriculum
 
 ROOT = _curriculum.PROJECT_ROOT
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# In CI logs and autograders (no terminal) rich would wrap tables at 80 columns.
+_LOG_WIDTH = None if sys.stdout.isatty() else 140
+console = Console(highlight=False, width=_LOG_WIDTH)
+err_console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 140)
 
 STYLE = {
     "passed": ("passed", "bold green"), "failing": ("failing", "bold red"), "stale": ("stale", "yellow"),
