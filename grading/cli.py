@@ -20,6 +20,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -155,11 +156,11 @@ def show_run(module: _curriculum.Module, run: runner.ModuleRun, *, limit: int = 
         return
     console.print(Panel(Text(title, style="bold red"), expand=False))
     if run.reason:
-        console.print(f"[bold red]The check run itself failed:[/] {run.reason}")
+        console.print(f"[bold red]The check run itself failed:[/] {escape(run.reason)}")
         if run.reason.startswith("import error") or "exited early" in run.reason or "crashed" in run.reason:
             tail = "\n".join(run.output_tail.strip().splitlines()[-15:])
             if tail:
-                console.print(Panel(tail, title="last output", border_style="dim"))
+                console.print(Panel(Text(tail), title="last output", border_style="dim"))
     groups = _grouped_failures(run.checks)
     if groups and not (run.reason and all(c.outcome == "missing" for c in run.checks)):
         table = Table(show_lines=False, expand=True)
@@ -167,14 +168,14 @@ def show_run(module: _curriculum.Module, run: runner.ModuleRun, *, limit: int = 
         table.add_column("why", overflow="fold", ratio=3)
         for check_id, message, count in groups[:limit]:
             label = check_id + (f"  (+{count - 1} more variants)" if count > 1 else "")
-            table.add_row(label, message)
+            table.add_row(Text(label), Text(message))
         console.print(table)
         if len(groups) > limit:
             console.print(f"... and {len(groups) - limit} more failing checks (use --all)")
     if verbose:
         first = next((c for c in run.checks if not c.ok and c.detail), None)
         if first:
-            console.print(Panel(first.detail[-3000:], title=first.id, border_style="red"))
+            console.print(Panel(Text(first.detail[-3000:]), title=escape(first.id), border_style="red"))
     console.print("[dim]Stuck? `kata hint " + f"{module.number:02d}" + "` shows the next hint.[/]")
 
 
@@ -274,7 +275,7 @@ def hint(module, katas, rerun) -> None:
         return
     first = failing[0]
     text, source, index, count = hints.next_hint(mod, first, katas_dir)
-    console.print(Panel(text, title=f"hint {index}/{count} for {hints.function_name(first)} (from {source})",
+    console.print(Panel(Text(text), title=f"hint {index}/{count} for {hints.function_name(first)} (from {source})",
                         expand=False))
 
 
