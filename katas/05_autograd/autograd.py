@@ -321,7 +321,8 @@ def backward(root: Tensor, gradient: Tensor | None = None, retain_graph: bool = 
     # TODO: 2. Walk _topological_order(root) in reverse. For a non-leaf: look up the rule, refuse
     #          a released node whose op saves tensors, call the rule, un-broadcast each input's
     #          gradient to the input's shape and dtype, add it into grads; release node.saved
-    #          (ReleasedSaved) unless retain_graph. For a leaf: accumulate into .grad.
+    #          (ReleasedSaved) unless retain_graph. For a leaf: accumulate into .grad as a fresh
+    #          C-ordered array (np.array(..., order="C")): optimizers stream through it in order.
     raise NotImplementedError('backward: your turn - see the TODOs above')
 
 
