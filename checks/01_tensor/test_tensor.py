@@ -249,20 +249,14 @@ def test_matmul_errors_name_the_shapes(left, right, pattern):
 # -- reductions ----------------------------------------------------------------------
 
 
-@st.composite
-def reduction_case(draw, dtype=np.float32):
-    array = draw(tst.arrays(tst.shapes(max_dims=4), dtype=dtype))
-    return array, draw(tst.axes(array.ndim)), draw(st.booleans())
-
-
 @pytest.mark.parametrize("name", ["sum", "mean", "amax"])
-@given(case=reduction_case())
+@given(case=tst.reduction_case())
 def test_reductions_with_dim_and_keepdim(name, case):
     array, axis, keepdim = case
     assert_parity(lambda x: getattr(x, name)(dim=axis, keepdim=keepdim), array, scale=10.0)
 
 
-@given(case=reduction_case(dtype=np.float64))
+@given(case=tst.reduction_case(dtype=np.float64))
 def test_numpy_style_axis_and_keepdims(case):
     array, axis, keepdims = case
     out = Tensor(array).sum(axis=axis, keepdims=keepdims)

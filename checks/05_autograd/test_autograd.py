@@ -100,14 +100,8 @@ def test_matmul_gradient_when_one_side_is_constant(array):
     assert out.grad_fn.inputs[0].grad is None
 
 
-@st.composite
-def reduction_case(draw):
-    array = draw(tst.arrays(tst.shapes(max_dims=4), dtype=tst.float_dtypes))
-    return array, draw(tst.axes(array.ndim)), draw(st.booleans())
-
-
 @pytest.mark.parametrize("name", ["sum", "mean", "amax"])
-@given(case=reduction_case())
+@given(case=tst.reduction_case(dtype=tst.float_dtypes))
 def test_reduction_gradients(name, case):
     array, axis, keepdim = case
     grad_parity(lambda x: getattr(x, name)(dim=axis, keepdim=keepdim), array, scale=10.0)

@@ -107,6 +107,14 @@ float_dtypes = st.sampled_from(FLOAT_DTYPES)
 
 
 @st.composite
+def reduction_case(draw, dtype=np.float32):
+    """(array, axis, keepdims) for sum/mean/max: any axis form valid for the array's ndim.
+    `dtype` may be a strategy such as `float_dtypes`."""
+    array = draw(arrays(shapes(max_dims=4), dtype=dtype))
+    return array, draw(axes(array.ndim)), draw(st.booleans())
+
+
+@st.composite
 def same_shape_pair(draw, low=-10.0, high=10.0, target_low=-10.0, target_high=10.0):
     """(input, target) float arrays of one drawn shape and dtype, e.g. for elementwise losses."""
     dtype = draw(float_dtypes)
