@@ -7,12 +7,13 @@ apt-get update -qq && apt-get install -y -qq python3 python3-pip python3-venv > 
 python3 -m venv /opt/kata
 /opt/kata/bin/pip install -q --upgrade pip
 # CPU-only PyTorch first (the checks compare against it), then the course tool itself.
-/opt/kata/bin/pip install -q torch --index-url https://download.pytorch.org/whl/cpu
+/opt/kata/bin/pip install -q "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu
 /opt/kata/bin/pip install -q -e "/autograder/source[test]"
-# Datasets for milestones, fetched once at build time (submissions run offline).
+# Datasets for milestones, fetched once at build time (md5-verified; submissions run offline).
 mkdir -p /autograder/data
-/opt/kata/bin/python -c "import tinytorch.datasets as d; [getattr(d, f)() for f in dir(d) if f.startswith('load_')]" \
+/opt/kata/bin/python -m tinytorch.datasets --data-dir /autograder/data \
     || echo "warning: datasets not pre-fetched; milestones needing data will report an error"
+chmod -R a+rX /autograder/data
 # Collect each module's checks once on the reference (cached in /autograder/source/.kata).
 /opt/kata/bin/python -c "
 from grading import curriculum, runner
@@ -25,5 +26,4 @@ for m in curriculum.load().modules:
 id -u kata > /dev/null 2>&1 || useradd --create-home --shell /usr/sbin/nologin kata
 chown -R root:root /autograder/source && chmod -R a-w,a+rX /autograder/source
 mkdir -p /autograder/source/.kata && chown -R kata /autograder/source/.kata && chmod u+w /autograder/source/.kata
-cp -r "$HOME/.cache/tinytorch" /home/kata/.cache/ 2>/dev/null || true
 chown -R kata /home/kata
