@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GitHub Classroom "run command" autograding (classroom-resources/autograding-command-grader):
 # prints the score and exits 0 only when every available module and milestone passes.
-#   setup:   pip install -e .[test]
+#   setup:   pip install "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu && pip install -e ".[test]"
 #   command: bash grading/autograder/github_classroom.sh
 set -uo pipefail
 cd "$(dirname "$0")/../.."
