@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -32,7 +33,6 @@ ROOT = _curriculum.PROJECT_ROOT
 # In CI logs and autograders (no terminal) rich would wrap tables at 80 columns.
 _LOG_WIDTH = None if sys.stdout.isatty() else 140
 console = Console(highlight=False, width=_LOG_WIDTH)
-err_console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 140)
 
 STYLE = {
     "passed": ("passed", "bold green"), "failing": ("failing", "bold red"), "stale": ("stale", "yellow"),
@@ -196,7 +196,7 @@ def run_module_checks(module: _curriculum.Module, katas_dir: Path, impl: str, *,
             console.print(f"[bold red]The grader would reject this kata:[/] {f}")
     work = state.cache_dir() / "work"  # keeps the Hypothesis example database between runs
     work.mkdir(parents=True, exist_ok=True)
-    status_ctx = console.status(f"running the checks of {module.key}...") if not quiet else _null()
+    status_ctx = console.status(f"running the checks of {module.key}...") if not quiet else contextlib.nullcontext()
     with status_ctx:
         run = runner.run_checks(module, katas_dir, run_impl, timeout=timeout, memory=memory, select=select,
                                 workers=workers, hypothesis_profile=os.environ.get("HYPOTHESIS_PROFILE", "dev"),
@@ -209,14 +209,6 @@ def run_module_checks(module: _curriculum.Module, katas_dir: Path, impl: str, *,
     if not select and impl == "katas":
         state.record_module(katas_dir, entry)
     return run, entry
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 @main.command()

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -87,15 +87,6 @@ class ModuleRun:
     @property
     def ok(self) -> bool:
         return self.status == "passed"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "ModuleRun":
-        data = dict(data)
-        data["checks"] = [CheckResult(**c) for c in data.get("checks", [])]
-        return cls(**data)
 
 
 def _nodeid_to_key(nodeid: str) -> str:

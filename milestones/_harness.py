@@ -122,7 +122,3 @@ class MilestoneRun:
             Path(self.args.result_json).write_text(json.dumps(result, indent=2))
         return 0 if passed else 1
 
-
-def main_guard(fn) -> None:
-    """Run `fn()` as a script's main and exit with its code."""
-    sys.exit(fn())

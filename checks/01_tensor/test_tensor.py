@@ -345,23 +345,12 @@ def test_exp_and_log_edge_values_follow_ieee():
 
 # -- indexing ---------------------------------------------------------------------------------
 
-INDEXES = {
-    "int": lambda x: x[1],
-    "negative": lambda x: x[-1],
-    "slice": lambda x: x[1:],
-    "step": lambda x: x[::2],
-    "2d": lambda x: x[1, 0:2],
-    "newaxis-ellipsis": lambda x: x[None, ..., 0],
-    "int-array": lambda x: x[np.array([0, 2, 0])],
-    "bool-mask": lambda x: x[np.array([True, False, True])],
-    "pair-arrays": lambda x: x[np.array([0, 1]), np.array([2, 0])],
-}
 
 
-@pytest.mark.parametrize("name", INDEXES)
-@given(array=tst.arrays(tst.shapes(min_dims=2, max_dims=3, min_side=3, max_side=4).map(lambda s: (3,) + s[1:])))
+@pytest.mark.parametrize("name", tst.INDEX_CASES)
+@given(array=tst.indexable_arrays())
 def test_indexing_matches_torch(name, array):
-    assert_parity(INDEXES[name], array)
+    assert_parity(tst.INDEX_CASES[name], array)
 
 
 def test_tensor_indices_and_index_errors():

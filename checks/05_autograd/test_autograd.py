@@ -125,41 +125,10 @@ def test_shape_op_gradients(array, data):
         grad_parity(lambda x: x.T, array)
 
 
-INDEXES = {
-    "int": lambda x: x[1],
-    "negative": lambda x: x[-1],
-    "slice": lambda x: x[1:],
-    "step": lambda x: x[::2],
-    "2d": lambda x: x[1, 0:2],
-    "newaxis-ellipsis": lambda x: x[None, ..., 0],
-    "int-array-repeats": lambda x: x[np.array([0, 2, 0, 0])],
-    "2d-int-array": lambda x: x[np.array([[0, 1], [1, 1]])],
-    "bool-mask": lambda x: x[np.array([True, False, True])],
-    "pair-arrays-repeats": lambda x: x[np.array([0, 1, 0]), np.array([2, 0, 2])],
-    "array-and-slice": lambda x: x[np.array([2, 2]), 1:],
-}
-
-
-def _index(fn):
-    """Index with numpy arrays on tinytorch and torch tensors on torch."""
-
-    def run(x):
-        if isinstance(x, torch.Tensor):
-            class Proxy:
-                def __getitem__(self, index):
-                    index = index if isinstance(index, tuple) else (index,)
-                    return x[tuple(torch.from_numpy(i) if isinstance(i, np.ndarray) else i for i in index)]
-            return fn(Proxy())
-        return fn(x)
-
-    return run
-
-
-@pytest.mark.parametrize("name", INDEXES)
-@given(array=tst.arrays(tst.shapes(min_dims=2, max_dims=3, min_side=3, max_side=4).map(lambda s: (3,) + s[1:]),
-                        dtype=tst.float_dtypes))
+@pytest.mark.parametrize("name", tst.INDEX_CASES)
+@given(array=tst.indexable_arrays(dtype=tst.float_dtypes))
 def test_getitem_gradients_scatter_and_accumulate_repeats(name, array):
-    grad_parity(_index(INDEXES[name]), array)
+    grad_parity(tst.INDEX_CASES[name], array)
 
 
 UNARY = {

@@ -106,6 +106,29 @@ def axes(draw, ndim: int, allow_none: bool = True, allow_tuple: bool = True):
 float_dtypes = st.sampled_from(FLOAT_DTYPES)
 
 
+# Indexing patterns, each a lambda that runs on tinytorch and on PyTorch, for arrays
+# drawn by `indexable_arrays` (first dimension 3, at least 2-D). Repeated indices matter
+# for gradients: their contributions must accumulate.
+INDEX_CASES = {
+    "int": lambda x: x[1],
+    "negative": lambda x: x[-1],
+    "slice": lambda x: x[1:],
+    "step": lambda x: x[::2],
+    "2d": lambda x: x[1, 0:2],
+    "newaxis-ellipsis": lambda x: x[None, ..., 0],
+    "int-array-repeats": lambda x: x[np.array([0, 2, 0, 0])],
+    "2d-int-array": lambda x: x[np.array([[0, 1], [1, 1]])],
+    "bool-mask": lambda x: x[np.array([True, False, True])],
+    "pair-arrays-repeats": lambda x: x[np.array([0, 1, 0]), np.array([2, 0, 2])],
+    "array-and-slice": lambda x: x[np.array([2, 2]), 1:],
+}
+
+
+def indexable_arrays(dtype=np.float32) -> st.SearchStrategy:
+    """Arrays of shape (3, d1[, d2]) with every d >= 3, valid for every case of INDEX_CASES."""
+    return arrays(shapes(min_dims=2, max_dims=3, min_side=3, max_side=4).map(lambda s: (3,) + s[1:]), dtype=dtype)
+
+
 @st.composite
 def reduction_case(draw, dtype=np.float32):
     """(array, axis, keepdims) for sum/mean/max: any axis form valid for the array's ndim.
