@@ -28,6 +28,7 @@ from rich.text import Text
 
 from grading import assembly, grade as _grade, integrity, reports, runner, sandbox, state
 from grading import curriculum as _curriculum
+from grading import stubs as _stubs
 
 ROOT = _curriculum.PROJECT_ROOT
 # In CI logs and autograders (no terminal) rich would wrap tables at 80 columns.
@@ -256,7 +257,7 @@ def hint(module, katas, rerun) -> None:
     if fresh and not rerun:
         failing = cached.get("failing", [])
         passed = cached["status"] == "passed"
-    elif _grade.kata_state(katas_dir, mod) == "pristine" and not rerun:
+    elif _stubs.kata_state(katas_dir, mod) == "pristine" and not rerun:
         failing, passed = list(runner.expected_checks(mod.key)), False  # a pristine stub fails every check
     else:
         run, entry = run_module_checks(mod, katas_dir, "katas")
@@ -331,7 +332,6 @@ def watch(module, katas, interval, once) -> None:
               help="another project root (tests)")
 def stubs(modules, check_only, strict, force, root) -> None:
     """(Re)generate kata stubs from the reference; never overwrites your work unless --force."""
-    from grading import stubs as _stubs
 
     selected = [_module(m) for m in modules] or None
     if check_only:

@@ -58,30 +58,6 @@ class GradeOptions:
     tamper_check: bool = field(default_factory=lambda: os.environ.get("KATA_TAMPER_CHECK", "1") != "0")
 
 
-def kata_state(katas_dir: Path, module: _curriculum.Module) -> str:
-    """'missing' | 'pristine' (the generated stub, untouched) | 'edited'."""
-    lock_hashes: set[str] = set()
-    for lock in (katas_dir / stubs.LOCK_NAME, ROOT / "katas" / stubs.LOCK_NAME):
-        try:
-            import json
-
-            lock_hashes |= set(json.loads(lock.read_text()).values())
-        except (OSError, ValueError, AttributeError):
-            pass
-    states = []
-    for name in module.files:
-        path = katas_dir / module.key / name
-        if not path.is_file():
-            return "missing"
-        text = path.read_text(encoding="utf-8", errors="replace")
-        reference = module.reference_dir() / name
-        stub = stubs.make_stub(reference.read_text(encoding="utf-8"), reference.relative_to(ROOT).as_posix()) \
-            if reference.is_file() else None
-        digest = stubs._digest(text)
-        states.append("pristine" if text == stub or digest in lock_hashes else "edited")
-    return "edited" if "edited" in states else "pristine"
-
-
 def module_impl(module: _curriculum.Module, options: GradeOptions, passed: set[int]) -> str:
     """The TINYTORCH_IMPL under which `module`'s checks run (see the module docstring)."""
     if options.impl not in ("katas", "reference"):
@@ -111,7 +87,7 @@ def grade_module(module: _curriculum.Module, katas_dir: Path, options: GradeOpti
     }
     from_reference = options.impl == "reference"
     entry["kata_files"] = integrity.kata_hashes(katas_dir, module)
-    state = "reference" if from_reference else kata_state(katas_dir, module)
+    state = "reference" if from_reference else stubs.kata_state(katas_dir, module)
     entry["state"] = state
     impl = module_impl(module, options, passed)
     entry["impl"] = impl

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from grading import curriculum as _curriculum
 from grading import integrity
+from grading.stubs import kata_state
 
 ROOT = _curriculum.PROJECT_ROOT
 
@@ -100,8 +101,6 @@ class ModuleState:
 
 def module_states(katas_dir: Path) -> dict[int, ModuleState]:
     """What `kata status` shows for every module, from the cache and the files on disk."""
-    from grading.grade import kata_state
-
     cur = _curriculum.load()
     cached = load(katas_dir).get("modules", {})
     states: dict[int, ModuleState] = {}

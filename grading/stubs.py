@@ -165,8 +165,12 @@ def _pairs(root: Path, modules):
 
 
 def _load_lock(katas: Path) -> dict[str, str]:
-    path = katas / LOCK_NAME
-    return json.loads(path.read_text()) if path.is_file() else {}
+    """The lock in a katas folder; an unreadable one (a learner's damaged copy) counts as empty."""
+    try:
+        lock = json.loads((katas / LOCK_NAME).read_text())
+    except (OSError, ValueError):
+        return {}
+    return lock if isinstance(lock, dict) else {}
 
 
 def generate(root: Path = _curriculum.PROJECT_ROOT, modules=None, force: bool = False) -> StubReport:
@@ -202,6 +206,28 @@ def _write_lock(katas: Path, updates: dict[str, str]) -> None:
     lock = _load_lock(katas)
     lock.update(updates)
     (katas / LOCK_NAME).write_text(json.dumps(dict(sorted(lock.items())), indent=2) + "\n")
+
+
+def kata_state(katas_dir: Path, module, root: Path = _curriculum.PROJECT_ROOT) -> str:
+    """'missing' | 'pristine' (an untouched generated stub) | 'edited' for one module's kata files.
+
+    Pristine means equal to the stub the reference generates now, or to the stub recorded for
+    that file in a lock (the course's or the learner's), so an untouched stub from an older
+    version of the course still counts as "not started".
+    """
+    locks = [_load_lock(katas_dir), _load_lock(root / "katas")]
+    states = []
+    for name in module.files:
+        path = katas_dir / module.key / name
+        if not path.is_file():
+            return "missing"
+        text = path.read_text(encoding="utf-8", errors="replace")
+        reference = module.reference_dir(root) / name
+        stub = make_stub(reference.read_text(encoding="utf-8"), reference.relative_to(root).as_posix()) \
+            if reference.is_file() else None
+        recorded = {lock.get(f"{module.key}/{name}") for lock in locks}
+        states.append("pristine" if text == stub or _digest(text) in recorded else "edited")
+    return "edited" if "edited" in states else "pristine"
 
 
 def check(root: Path = _curriculum.PROJECT_ROOT, modules=None, strict: bool = False) -> StubReport:
