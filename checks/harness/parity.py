@@ -112,10 +112,12 @@ def assert_parity(fn: Callable[..., Any], *inputs: Any, grad: bool = False, rtol
     Returns the tinytorch output.
     """
     wants_grad = [grad and isinstance(x, np.ndarray) and x.dtype.kind == "f" for x in inputs]
+    snapshots = [x.copy() if isinstance(x, np.ndarray) else None for x in inputs]
     tt_inputs = [to_tinytorch(x, g) for x, g in zip(inputs, wants_grad)]
     torch_inputs = [to_torch(x, g) for x, g in zip(inputs, wants_grad)]
     expected = fn(*torch_inputs)
     got = fn(*tt_inputs)
+    assert_inputs_unchanged(inputs, tt_inputs, snapshots, "the forward pass")
     assert_same(got, expected, "forward", rtol, atol, scale)
     if grad:
         import tinytorch.autograd  # noqa: F401  (registers the backward engine)
@@ -132,4 +134,23 @@ def assert_parity(fn: Callable[..., Any], *inputs: Any, grad: bool = False, rtol
                 raise AssertionError(f"gradient of input {position}: .grad is None after backward()")
             assert_same(x_tt.grad, expected_grad, f"gradient of input {position}", rtol, atol,
                         grad_scale if grad_scale is not None else scale)
+        assert_inputs_unchanged(inputs, tt_inputs, snapshots, "backward()")
     return got
+
+
+def assert_inputs_unchanged(inputs, tt_inputs, snapshots, stage: str) -> None:
+    """Every array input, and the Tensor made from it, still holds its original values.
+
+    An op that writes into its input (np.exp(x.data, out=x.data)) gives a right answer once
+    and corrupts everything computed from that input afterwards, e.g. autograd's saved values.
+    """
+    for position, (original, tensor, snapshot) in enumerate(zip(inputs, tt_inputs, snapshots)):
+        if snapshot is None:
+            continue
+        for what, now in (("the array passed in", original), ("its Tensor's .data", _as_numpy(tensor))):
+            if now.shape != snapshot.shape or not np.array_equal(now, snapshot, equal_nan=True):
+                raise AssertionError(
+                    f"input {position}: {stage} modified {what} in place; ops must return new data"
+                    f" and leave their inputs unchanged\n{describe_mismatch(now, snapshot, 0.0, 0.0)}"
+                    .replace("(PyTorch)", "(before the op)")
+                )

@@ -1,0 +1,35 @@
+"""Check helpers that must run next to the learner's code: custom Modules, Datasets, callbacks.
+
+A check that needs to subclass a tinytorch class, or to hand a callable to tinytorch code,
+puts that code in its module's `checks/NN_slug/learner_side.py` (importing only numpy,
+the standard library and tinytorch: never torch, never the harness) and loads it with
+
+    helpers = learner_side(__file__)
+    model = helpers.TwoLayer(4, 3)
+
+so the same check runs unchanged whether tinytorch lives in this process (`pytest`) or
+in the grader's sandboxed worker (`kata grade`), where such code must run on the
+learner's side of the trust boundary.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+
+def learner_side(check_file: str) -> ModuleType:
+    """The `learner_side.py` beside `check_file`, imported once."""
+    path = Path(check_file).resolve().parent / "learner_side.py"
+    name = f"checks_learner_side_{path.parent.name}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(f"{path}: no learner-side helpers for this module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
