@@ -56,6 +56,7 @@ class GradeOptions:
     # Notice a kata modifying the course's files (checks, reference, grading). Off for live
     # course-author checkouts where people edit those files while grading runs.
     tamper_check: bool = field(default_factory=lambda: os.environ.get("KATA_TAMPER_CHECK", "1") != "0")
+    hide: list[str] = field(default_factory=list)  # more folders the learner's worker must not see (batch)
 
 
 def module_impl(module: _curriculum.Module, options: GradeOptions, passed: set[int]) -> str:
@@ -77,7 +78,7 @@ def _points(module: _curriculum.Module, run: runner.ModuleRun | None) -> float:
 
 
 def grade_module(module: _curriculum.Module, katas_dir: Path, options: GradeOptions, passed: set[int],
-                 project_before: dict[str, str] | None = None) -> dict:
+                 guard: integrity.Guard) -> dict:
     started = time.monotonic()
     entry: dict = {
         "number": module.number, "key": module.key, "title": module.title, "tier": module.tier,
@@ -91,8 +92,13 @@ def grade_module(module: _curriculum.Module, katas_dir: Path, options: GradeOpti
     entry["state"] = state
     impl = module_impl(module, options, passed)
     entry["impl"] = impl
+    problems = [] if from_reference else guard.file_problems(module)
+    if problems:
+        entry.update(status="rejected", reason="rejected: " + "; ".join(problems), points=0.0,
+                     duration=round(time.monotonic() - started, 3))
+        return entry
     if not from_reference:
-        report = integrity.static_check(katas_dir, module)
+        report = guard.static_check(module)
         entry["static_check"] = {"rejections": [str(f) for f in report.rejections],
                                  "warnings": [str(f) for f in report.warnings]}
         if options.static_check and report.rejected:
@@ -119,7 +125,7 @@ def grade_module(module: _curriculum.Module, katas_dir: Path, options: GradeOpti
         return entry
     before = integrity.snapshot(katas_dir)
     run = runner.run_checks(module, katas_dir, impl, timeout=options.timeout, memory=options.memory,
-                            select=options.select, hypothesis_profile=options.hypothesis_profile)
+                            select=options.select, hypothesis_profile=options.hypothesis_profile, guard=guard)
     after = integrity.snapshot(katas_dir)
     entry.update(status=run.status, checks_passed=run.passed, checks_total=run.total, reason=run.reason,
                  exit_code=run.exit_code, output_tail=run.output_tail[-3000:],
@@ -130,8 +136,8 @@ def grade_module(module: _curriculum.Module, katas_dir: Path, options: GradeOpti
     changes = integrity.changed(before, after)
     if changes:
         entry["learner_files_changed"] = changes
-    if project_before is not None:
-        tampered = _tampering(project_before, _project_snapshot(module))
+    tampered = guard.course_changes()
+    if True:
         if tampered:
             entry.update(status="rejected", points=0.0,
                          reason="integrity violation: the course's files changed while this module's checks ran: "
@@ -142,7 +148,7 @@ def grade_module(module: _curriculum.Module, katas_dir: Path, options: GradeOpti
     if run.ok and options.thresholds and module.thresholds:
         for threshold in module.thresholds:
             result = runner.run_threshold(module, threshold, katas_dir, impl, timeout=options.timeout,
-                                          memory=options.memory)
+                                          memory=options.memory, guard=guard)
             entry["thresholds"].append(asdict(result))
             entry["points"] = round(entry["points"] + result.earned, 2)
     elif module.thresholds:
@@ -181,7 +187,7 @@ def milestone_assembly(milestone: _curriculum.Milestone, modules: dict[int, dict
 
 
 def grade_milestone(milestone: _curriculum.Milestone, katas_dir: Path, modules: dict[int, dict],
-                    options: GradeOptions) -> dict:
+                    options: GradeOptions, guard: integrity.Guard) -> dict:
     entry: dict = {"slug": milestone.slug, "year": milestone.year, "title": milestone.title,
                    "metric": milestone.metric, "target": milestone.target, "points_max": milestone.points,
                    "points": 0.0, "value": None, "available": milestone.is_available(), "requires":
@@ -196,40 +202,12 @@ def grade_milestone(milestone: _curriculum.Milestone, katas_dir: Path, modules: 
         return entry
     out_dir = (options.out_dir or ROOT / ".kata" / "milestones") / milestone.slug
     result = runner.run_milestone(milestone, katas_dir, plan["impl"], out_dir=out_dir, data_dir=options.data_dir,
-                                  timeout=options.timeout, memory=options.memory, seed=options.seed)
+                                  timeout=options.timeout, memory=options.memory, seed=options.seed, guard=guard)
     entry.update(status=result.status, value=result.value, message=result.message, duration=result.duration,
                  artifacts=result.artifacts, output_tail=result.output_tail[-3000:])
     if result.status == "passed":
         entry["points"] = milestone.points
     return entry
-
-
-def _project_snapshot(module: _curriculum.Module | None = None) -> dict[str, str]:
-    """Hashes of the course files a check run depends on (to notice a kata tampering with them).
-
-    Only what this module's run reads is watched (the checks harness and conftest, this
-    module's checks, the reference of this module and its prerequisites, grading/), so that
-    course authors editing other modules in a live checkout do not trip it.
-    """
-    folders = [ROOT / "checks" / "harness", ROOT / "grading"]
-    if module is not None:
-        cur = _curriculum.load()
-        folders.append(module.checks_dir())
-        folders += [cur.module(n).reference_dir() for n in (module.number, *module.prerequisites)]
-    out = {}
-    for folder in folders:
-        for rel, digest in integrity.snapshot(folder, "**/*.py").items():
-            out[f"{folder.relative_to(ROOT).as_posix()}/{rel}"] = digest
-    for extra in (ROOT / "conftest.py", ROOT / "grading" / "curriculum.toml", ROOT / "pyproject.toml"):
-        if extra.is_file():
-            out[extra.relative_to(ROOT).as_posix()] = integrity.sha256_file(extra)
-    return out
-
-
-def _tampering(before: dict[str, str], after: dict[str, str]) -> list[str]:
-    """Modified or deleted watched files, and new conftest.py / check files (new files elsewhere are ignored)."""
-    return [c for c in integrity.changed(before, after)
-            if not c.endswith(": created") or "conftest" in c or c.startswith("checks/")]
 
 
 def grade_submission(katas_dir: Path, options: GradeOptions | None = None,
@@ -240,7 +218,23 @@ def grade_submission(katas_dir: Path, options: GradeOptions | None = None,
     cur = _curriculum.load()
     started = time.monotonic()
     emit = on_event or (lambda kind, data: None)
-    learner_before = integrity.snapshot(katas_dir)
+    tamper_check = options.tamper_check and options.impl != "reference"
+    with integrity.Guard(katas_dir, data_dir=options.data_dir, hide=tuple(options.hide),
+                         tamper_check=tamper_check) as guard:
+        result = _grade_guarded(katas_dir, options, guard, emit)
+    result["integrity"]["learner_files_unchanged"] = not guard.learner_changes()
+    result["integrity"]["learner_file_changes"] = guard.learner_changes()
+    result["integrity"]["isolation"] = guard.level
+    tampered = [e for e in result["modules"] if e.get("project_tampered")]
+    if tampered:
+        result["aborted"] = ("grading aborted: the course's files changed while module "
+                             f"{tampered[0]['key']} ran: " + ", ".join(tampered[0]["project_tampered"][:5]))
+    result["duration"] = round(time.monotonic() - started, 3)
+    return result
+
+
+def _grade_guarded(katas_dir: Path, options: GradeOptions, guard: integrity.Guard, emit) -> dict:
+    cur = _curriculum.load()
     modules: dict[int, dict] = {}
     passed: set[int] = set()
     wanted = set(options.modules) if options.modules else None
@@ -255,8 +249,7 @@ def grade_submission(katas_dir: Path, options: GradeOptions | None = None,
             continue
         emit("module_start", {"key": module.key})
         try:
-            watch = _project_snapshot(module) if options.tamper_check and options.impl != "reference" else None
-            entry = grade_module(module, katas_dir, options, passed, watch)
+            entry = grade_module(module, katas_dir, options, passed, guard)
         except Exception as err:  # a grader bug must not lose the other modules' results
             entry = {"number": module.number, "key": module.key, "title": module.title, "tier": module.tier,
                      "available": True, "status": "error", "points_max": module.points, "points": 0.0,
@@ -273,14 +266,13 @@ def grade_submission(katas_dir: Path, options: GradeOptions | None = None,
         for milestone in cur.milestones:
             emit("milestone_start", {"slug": milestone.slug})
             try:
-                entry = grade_milestone(milestone, katas_dir, modules, options)
+                entry = grade_milestone(milestone, katas_dir, modules, options, guard)
             except Exception as err:
                 entry = {"slug": milestone.slug, "year": milestone.year, "title": milestone.title,
                          "status": "error", "points_max": milestone.points, "points": 0.0,
                          "available": milestone.is_available(), "message": f"grader error: {err}"}
             milestones.append(entry)
             emit("milestone_done", entry)
-    learner_after = integrity.snapshot(katas_dir)
     available_modules = [e for e in modules.values() if e.get("available")]
     available_milestones = [e for e in milestones if e.get("available")]
     score = round(sum(e["points"] for e in available_modules) + sum(e["points"] for e in available_milestones), 2)
@@ -298,13 +290,10 @@ def grade_submission(katas_dir: Path, options: GradeOptions | None = None,
         "score": score,
         "max_score": max_score,
         "curriculum_max_score": cur.total_points,
-        "duration": round(time.monotonic() - started, 3),
         "modules": [modules[n] for n in sorted(modules)],
         "milestones": milestones,
         "integrity": {
             "kata_sha256": {k: v for e in modules.values() for k, v in e.get("kata_files", {}).items()},
-            "learner_files_unchanged": learner_before == learner_after,
-            "learner_file_changes": integrity.changed(learner_before, learner_after),
             "static_check_warnings": {e["key"]: e["static_check"]["warnings"] for e in modules.values()
                                       if e.get("static_check", {}).get("warnings")},
         },

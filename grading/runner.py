@@ -38,11 +38,22 @@ def effective_timeout(manifest_timeout: float, override: float | None = None) ->
     return float(env) if env else float(manifest_timeout)
 
 
-def child_env(katas_dir: Path | None, impl: str, **extra: str) -> dict[str, str]:
-    """The environment of every sandboxed child: no stray TINYTORCH_* from the grader's shell."""
+def child_env(katas_dir: Path | None, impl: str, worker: dict | None = None, **extra: str) -> dict[str, str]:
+    """The environment of every child: no stray TINYTORCH_* from the grader's shell.
+
+    With `worker` (grading/integrity.py's Guard.worker_config) the child is a *trusted*
+    process: it never loads learner files itself (KATA_TRUSTED) and reaches tinytorch only
+    through the sandboxed worker that config describes (KATA_WORKER, grading/remote.py).
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TINYTORCH_", "PYTEST_", "COV_", "KATA_"))}
     env["TINYTORCH_IMPL"] = impl
-    if katas_dir is not None:
+    for key in ("KATA_ISOLATION", "KATA_CALL_TIMEOUT"):
+        if os.environ.get(key):
+            env[key] = os.environ[key]
+    if worker is not None:
+        env["KATA_WORKER"] = json.dumps(worker)
+        env["KATA_TRUSTED"] = "1"
+    elif katas_dir is not None:
         env["TINYTORCH_KATAS"] = str(katas_dir)
     env["PYTHONDONTWRITEBYTECODE"] = "1"  # never drop __pycache__ into the learner's folder
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
@@ -142,7 +153,11 @@ def expected_checks(module_key: str, select: str | None = None) -> tuple[str, ..
     module = _curriculum.load().module(module_key)
     fingerprint = _checks_fingerprint(module)
     cache = ROOT / ".kata" / "collected" / f"{module.key}-{fingerprint}-{_short_hash(select) if select else 'all'}.json"
-    if cache.is_file():
+    from grading import integrity
+
+    if not integrity.namespaces_available():
+        cache = None  # the learner's worker could write there: collect afresh, keep it in memory only
+    if cache is not None and cache.is_file():
         try:
             return tuple(json.loads(cache.read_text()))
         except (OSError, ValueError):
@@ -156,8 +171,9 @@ def expected_checks(module_key: str, select: str | None = None) -> tuple[str, ..
         raise RuntimeError(f"could not collect the checks of {module.key} on the reference:\n{outcome.output[-3000:]}")
     keys = tuple(_nodeid_to_key(i) for i in ids)
     try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps(keys))
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            cache.write_text(json.dumps(keys))
     except OSError:
         pass
     return keys
@@ -307,8 +323,19 @@ def run_checks(
     workers: int | str | None = None,
     hypothesis_profile: str = "ci",
     cwd: Path | None = None,
+    guard=None,
 ) -> ModuleRun:
-    """Run `module`'s checks against the kata in `katas_dir` in a sandboxed pytest."""
+    """Run `module`'s checks (trusted pytest) against the kata in `katas_dir` (sandboxed worker).
+
+    `guard` is the submission's integrity.Guard; without one, a private one is opened for
+    this run (`kata check`), so the learner's code runs behind the same boundary either way.
+    """
+    if guard is None:
+        from grading import integrity
+
+        with integrity.Guard(katas_dir, tamper_check=False) as own:
+            return run_checks(module, katas_dir, impl, timeout=timeout, memory=memory, select=select,
+                              workers=workers, hypothesis_profile=hypothesis_profile, cwd=cwd, guard=own)
     limit = effective_timeout(module.timeout, timeout)
     memory = sandbox.default_memory_limit() if memory is None else memory
     try:
@@ -324,7 +351,9 @@ def run_checks(
             cmd += ["-n", str(workers)]
         else:
             cmd += ["-p", "no:xdist"]
-        env = child_env(katas_dir, impl, HYPOTHESIS_PROFILE=hypothesis_profile, KATA_PROGRESS=str(progress))
+        worker = guard.worker_config(impl)
+        cmd += [f"--basetemp={Path(worker['scratch']) / 'pytest'}"]  # tmp_path: visible to the worker
+        env = child_env(katas_dir, impl, worker, HYPOTHESIS_PROFILE=hypothesis_profile, KATA_PROGRESS=str(progress))
         work = cwd or tmpdir
         outcome = sandbox.run(cmd, env=env, cwd=work, timeout=limit, memory=memory)
         results: dict[str, CheckResult] = {}
@@ -369,6 +398,9 @@ def _verdict(module, impl, expected, results, collection_errors, outcome: sandbo
         reason = f"inconsistent results: exit code 0 but only {passed}/{total} checks recorded as passed"
     elif code == 1 and passed == total:
         reason = "inconsistent results: every expected check passed but pytest reported a failure"
+    elif len(results) > len(expected) or set(results) - set(expected):
+        reason = "inconsistent results: the run recorded checks that are not in the course's list"
+    inconsistent = reason.startswith("inconsistent results")
     if reason and not collection_errors:
         diagnosis = _output_diagnosis(outcome.output, getattr(_LOCAL, "katas", None))
         if diagnosis:
@@ -386,8 +418,8 @@ def _verdict(module, impl, expected, results, collection_errors, outcome: sandbo
     if ok and outcome.output_truncated:
         reason = f"passed (note: printed {outcome.output_bytes} bytes of output, truncated)"
     status = "passed" if ok else "failing"
-    if crashed or junit_problem or collection_errors:
-        passed = 0  # an incomplete run earns nothing (its partial record is not evidence)
+    if crashed or junit_problem or collection_errors or inconsistent:
+        passed = 0  # an incomplete or inconsistent run earns nothing (its record is not evidence)
     return ModuleRun(module.key, impl, status, passed, total, checks, reason, round(outcome.duration, 3), code,
                      outcome.output[-6000:])
 
@@ -409,13 +441,19 @@ class ThresholdResult:
 
 
 def run_threshold(module: _curriculum.Module, threshold: _curriculum.Threshold, katas_dir: Path, impl: str, *,
-                  timeout: float | None = None, memory: int | None = None) -> ThresholdResult:
+                  timeout: float | None = None, memory: int | None = None, guard=None) -> ThresholdResult:
+    if guard is None:
+        from grading import integrity
+
+        with integrity.Guard(katas_dir, tamper_check=False) as own:
+            return run_threshold(module, threshold, katas_dir, impl, timeout=timeout, memory=memory, guard=own)
     limit = min(effective_timeout(module.timeout, timeout), 300.0)
     memory = sandbox.default_memory_limit() if memory is None else memory
     with tempfile.TemporaryDirectory(prefix="kata-threshold-") as tmp:
         out = Path(tmp) / f"threshold-{os.urandom(8).hex()}.json"
         cmd = [sys.executable, "-m", "grading.thresholds", module.key, threshold.name, "--out", str(out)]
-        outcome = sandbox.run(cmd, env=child_env(katas_dir, impl), cwd=tmp, timeout=limit, memory=memory)
+        outcome = sandbox.run(cmd, env=child_env(katas_dir, impl, guard.worker_config(impl)), cwd=tmp,
+                              timeout=limit, memory=memory)
         data = None
         if out.is_file() and outcome.returncode == 0:
             try:
@@ -457,8 +495,18 @@ class MilestoneRunResult:
 
 def run_milestone(milestone: _curriculum.Milestone, katas_dir: Path | None, impl: str, *,
                   out_dir: Path, data_dir: Path | None = None, timeout: float | None = None,
-                  memory: int | None = None, seed: int = 0, on_output=None) -> MilestoneRunResult:
-    """Run a milestone script; it passes only on the metric in the result file the grader chose."""
+                  memory: int | None = None, seed: int = 0, on_output=None, guard=None) -> MilestoneRunResult:
+    """Run a milestone script (trusted) on the learner's framework (sandboxed worker).
+
+    It passes only on the metric in the result file the grader chose; the script keeps the
+    test labels on the trusted side and computes the metric from the worker's predictions.
+    """
+    if guard is None and katas_dir is not None:
+        from grading import integrity
+
+        with integrity.Guard(katas_dir, data_dir=data_dir, tamper_check=False) as own:
+            return run_milestone(milestone, katas_dir, impl, out_dir=out_dir, data_dir=data_dir, timeout=timeout,
+                                 memory=memory, seed=seed, on_output=on_output, guard=own)
     limit = effective_timeout(milestone.timeout, timeout)
     memory = sandbox.default_memory_limit() if memory is None else memory
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -473,8 +521,9 @@ def run_milestone(milestone: _curriculum.Milestone, katas_dir: Path | None, impl
         elif os.environ.get("TINYTORCH_DATA"):
             extra["TINYTORCH_DATA"] = os.environ["TINYTORCH_DATA"]
         started = time.monotonic()
-        outcome = sandbox.run(cmd, env=child_env(katas_dir, impl, **extra), cwd=tmp, timeout=limit, memory=memory,
-                              on_output=on_output)
+        worker = guard.worker_config(impl) if guard is not None else None
+        outcome = sandbox.run(cmd, env=child_env(katas_dir, impl, worker, **extra), cwd=tmp, timeout=limit,
+                              memory=memory, on_output=on_output)
         data = None
         if result_json.is_file():
             try:

@@ -233,3 +233,63 @@ def run(
         output_bytes=drain.total,
         memory_limit=memory,
     )
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+            if int(fields[1]) == pid:
+                found.append(int(entry))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def become_subreaper() -> bool:
+    """Orphaned descendants (double forks, setsid) re-parent to this process instead of init."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        return False
+
+
+def end_process_tree(proc: subprocess.Popen) -> None:
+    """Kill `proc`, its process group and every descendant re-parented to us, then reap them.
+
+    In the namespace sandbox the kernel does this (the PID namespace ends with its first
+    process); elsewhere this process is a subreaper, so escaped descendants are its children.
+    """
+    kill_group(proc)
+    try:
+        proc.kill()
+    except OSError:
+        pass
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:  # pragma: no cover - unkillable (D state)
+        pass
+    me = os.getpid()
+    for _ in range(50):
+        # Only the worker was started on purpose; anything else here is its escaped descendant.
+        strays = [pid for pid in _children(me) if pid != proc.pid]
+        if not strays:
+            break
+        for pid in strays:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        for pid in strays:
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+

@@ -64,6 +64,11 @@ class MilestoneRun:
             os.environ["TINYTORCH_IMPL"] = args.impl
         if args.data_dir:
             os.environ["TINYTORCH_DATA"] = str(Path(args.data_dir).resolve())
+        from grading import remote
+
+        # Under the grader this process is trusted: tinytorch is the learner's sandboxed worker,
+        # and the data (test labels included) stay here.
+        remote.activate_from_env()
         run = cls(milestone, args)
         run._install_unfinished_kata_hook()
         run.log(f"{milestone.year} - {milestone.title}")

@@ -9,12 +9,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 
-from grading import assembly
+from grading import assembly, curriculum, remote
 
 # The explain phase costs seconds per failing check and learners see many
 # failures at once; the shrunk falsifying example is what they need.
@@ -55,6 +56,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="which tinytorch to check: katas (default), reference, or a mix like 'katas,05=reference'",
     )
+    parser.addoption(
+        "--isolate", action="store_true", default=False,
+        help="run tinytorch in a sandboxed worker process, as the grader does (checks stay in this process)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -65,6 +70,12 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(err)) from None
     # Set before any check module imports tinytorch; xdist workers inherit it.
     os.environ[assembly.IMPL_ENV] = spec.render()
+    if config.getoption("--isolate") and not os.environ.get(remote.WORKER_ENV):
+        lent = [m.key for m in curriculum.load().modules if spec.for_module(m.number) == "reference"]
+        os.environ[remote.WORKER_ENV] = json.dumps({"impl": spec.render(), "katas": str(assembly.katas_root()),
+                                                    "lent": lent, "isolation": "auto"})
+    # On the grader's trusted side, `tinytorch` is a proxy for the learner's sandboxed worker.
+    remote.activate_from_env()
 
 
 def pytest_report_header(config: pytest.Config) -> str:

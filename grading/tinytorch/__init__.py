@@ -12,33 +12,44 @@ Nothing is copied and nothing is patched: each later module extends an earlier
 one only through the hooks the earlier one documents.
 """
 
-from __future__ import annotations
-
-import importlib.abc
-import importlib.util
-import sys
-
-from grading import assembly
 
 
-class _CurriculumFinder(importlib.abc.MetaPathFinder):
-    """Resolve `tinytorch.<export>` to the kata or reference file chosen by assembly."""
+def _install_finder() -> None:
+    """Resolve `tinytorch.<export>` to the kata or reference file chosen by grading/assembly.py.
 
-    def find_spec(self, fullname, path=None, target=None):
-        prefix, _, export = fullname.partition(".")
-        if prefix != __name__ or not export or "." in export:
-            return None
-        source = assembly.source_file(export)
-        if source is None:
-            return None  # not a curriculum module: maybe a real submodule (e.g. datasets)
-        if not source.is_file():
-            raise ModuleNotFoundError(
-                f"tinytorch.{export} should be implemented in {source}, which does not exist"
-                " (run `kata stubs` to create missing kata files)",
-                name=fullname,
-            )
-        return importlib.util.spec_from_file_location(fullname, source)
+    Kept inside a function so that `tinytorch` itself exposes none of the grader's internals.
+    In a grader's trusted process (KATA_TRUSTED) learner files are never loaded: there,
+    tinytorch is a proxy for the sandboxed worker (grading/remote.py).
+    """
+    import importlib.abc
+    import importlib.util
+    import os
+    import sys
+
+    from grading import assembly
+
+    class CurriculumFinder(importlib.abc.MetaPathFinder):
+        def find_spec(self, fullname, path=None, target=None):
+            prefix, _, export = fullname.partition(".")
+            if prefix != "tinytorch" or not export or "." in export:
+                return None
+            source = assembly.source_file(export)
+            if source is None:
+                return None  # not a curriculum module: maybe a real submodule (e.g. datasets)
+            if os.environ.get("KATA_TRUSTED") == "1":
+                raise ImportError(f"tinytorch.{export}: a grader's trusted process never loads learner code"
+                                  " (the trust boundary was not set up)", name=fullname)
+            if not source.is_file():
+                raise ModuleNotFoundError(
+                    f"tinytorch.{export} should be implemented in {source}, which does not exist"
+                    " (run `kata stubs` to create missing kata files)",
+                    name=fullname,
+                )
+            return importlib.util.spec_from_file_location(fullname, source)
+
+    if not any(type(f).__name__ == "CurriculumFinder" for f in sys.meta_path):
+        sys.meta_path.insert(0, CurriculumFinder())
 
 
-if not any(isinstance(f, _CurriculumFinder) for f in sys.meta_path):
-    sys.meta_path.insert(0, _CurriculumFinder())
+_install_finder()
+del _install_finder
