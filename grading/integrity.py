@@ -573,7 +573,7 @@ class Guard:
     def static_check(self, module) -> StaticReport:
         return static_check(self.katas_dir, module)
 
-    def worker_config(self, impl: str) -> dict:
+    def worker_config(self, impl: str, memory: int | None = None) -> dict:
         """The learner's worker for one trusted process: this submission's private copy, `impl`'s lending."""
         from grading import assembly as _assembly
         from grading import curriculum as _curriculum
@@ -587,7 +587,7 @@ class Guard:
         if _os.environ.get("TINYTORCH_DATA"):
             hide.append(str(Path(_os.environ["TINYTORCH_DATA"]).resolve()))
         return {"katas": str(self.copy), "impl": spec.render(), "lent": lent, "scratch": str(scratch),
-                "hide": hide, "isolation": self.isolation}
+                "hide": hide, "isolation": self.isolation, "memory": memory}
 
     def course_changes(self) -> list[str]:
         if self.course_before is None:

@@ -43,7 +43,7 @@ EXCEPTIONS = {name: obj for name, obj in vars(builtins).items()
               if isinstance(obj, type) and issubclass(obj, BaseException)}
 
 
-class WorkerDied(RuntimeError):
+class LearnerWorkerError(RuntimeError):
     """The learner's worker process ended (crash, os._exit, memory limit, timeout)."""
 
 
@@ -80,6 +80,7 @@ class Connection:
         self.output_lock = threading.Lock()
         self.last_worker_seconds = 0.0
         self.last_reply_was_method = False
+        self.config: dict = {}
 
     # -- process ------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -87,9 +88,13 @@ class Connection:
         from_worker_r, from_worker_w = os.pipe()
         command = [part.replace("{READ_FD}", str(to_worker_r)).replace("{WRITE_FD}", str(from_worker_w))
                    for part in self.command]
+        from grading import sandbox
+
+        memory = getattr(self, "config", {}).get("memory")
         self.process = subprocess.Popen(command, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL,
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                        pass_fds=(to_worker_r, from_worker_w), start_new_session=True)
+                                        pass_fds=(to_worker_r, from_worker_w), start_new_session=True,
+                                        preexec_fn=sandbox.limits(memory) if memory else None)
         os.close(to_worker_r)
         os.close(from_worker_w)
         self.write_fd, self.read_fd = to_worker_w, from_worker_r
@@ -175,23 +180,28 @@ class Connection:
             while view:
                 written = os.write(self.write_fd, view)
                 view = view[written:]
+            return
         except OSError:
-            self._lost("stopped reading requests")
+            pass
+        self._lost("stopped reading requests")
 
     def _receive(self, timeout: float):
         deadline = time.monotonic() + timeout
+        problem = None
         try:
             (size,) = wire.struct.unpack(">Q", self._read(8, deadline))
             if size > wire.MAX_FRAME:
-                self._lost("sent an oversized reply")
-            return wire.loads(self._read(size, deadline))
+                problem = "sent an oversized reply"
+            else:
+                return wire.loads(self._read(size, deadline))
         except EOFError:
-            self._lost("ended")
+            problem = "ended"
         except TimeoutError as err:
             self.close()
             raise TimeoutError(str(err)) from None
         except wire.WireError as err:
-            self._lost(f"sent data that is not plain data ({err})")
+            problem = f"sent data that is not plain data ({err})"
+        self._lost(problem)
 
     def _lost(self, what: str):
         code = self.process.poll() if self.process is not None else None
@@ -202,10 +212,26 @@ class Connection:
                 code = None
         printed = self.take_output().strip().splitlines()[-3:]
         self.close()
-        how = f" (exit code {code})" if code is not None and code >= 0 else (
-            f" (signal {-code})" if code is not None else "")
+        if code is not None and code > 128 and self.command[0].endswith("bwrap"):
+            code = -(code - 128)  # bubblewrap reports its child's fatal signal as 128 + signal
+        if code is not None and code < 0:
+            import signal as _signal
+
+            try:
+                name = _signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            how = f": crashed with signal {name}"
+            if name in ("SIGSEGV", "SIGBUS", "SIGABRT"):
+                how += " (a crash in native code)"
+            elif name == "SIGKILL":
+                how += " (killed, often by the memory limit or the out-of-memory killer)"
+        elif code is not None:
+            how = f": exited early with code {code}"
+        else:
+            how = ""
         tail = ("; last output: " + " | ".join(printed))[:600] if printed else ""
-        raise WorkerDied(f"the learner's worker process {what}{how}{tail}")
+        raise LearnerWorkerError(f"the learner's worker process {what}{how}{tail}")
 
     def _ref_of(self, obj):
         if isinstance(obj, Proxy):
@@ -271,7 +297,7 @@ class Proxy:
     def _revive(self) -> "Proxy":
         """After the worker was restarted, find this object again by its import path."""
         if not self._path:
-            raise WorkerDied("this object was lost when the learner's worker process ended")
+            raise LearnerWorkerError("this object was lost when the learner's worker process ended")
         fresh = self._conn.import_module(self._path[0])
         for name in self._path[1:]:
             fresh = getattr(fresh, name)

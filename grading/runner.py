@@ -351,11 +351,11 @@ def run_checks(
             cmd += ["-n", str(workers)]
         else:
             cmd += ["-p", "no:xdist"]
-        worker = guard.worker_config(impl)
+        worker = guard.worker_config(impl, memory)
         cmd += [f"--basetemp={Path(worker['scratch']) / 'pytest'}"]  # tmp_path: visible to the worker
         env = child_env(katas_dir, impl, worker, HYPOTHESIS_PROFILE=hypothesis_profile, KATA_PROGRESS=str(progress))
         work = cwd or tmpdir
-        outcome = sandbox.run(cmd, env=env, cwd=work, timeout=limit, memory=memory)
+        outcome = sandbox.run(cmd, env=env, cwd=work, timeout=limit, memory=sandbox.trusted_memory(memory))
         results: dict[str, CheckResult] = {}
         collection_errors: list[str] = []
         junit_problem = ""
@@ -401,6 +401,11 @@ def _verdict(module, impl, expected, results, collection_errors, outcome: sandbo
     elif len(results) > len(expected) or set(results) - set(expected):
         reason = "inconsistent results: the run recorded checks that are not in the course's list"
     inconsistent = reason.startswith("inconsistent results")
+    if not reason:
+        # The trusted run completed, but the learner's worker may have died under some checks.
+        died = next((c for c in checks if "worker process" in c.message or "MemoryError" in c.message), None)
+        if died is not None:
+            reason = died.message.split("LearnerWorkerError: ", 1)[-1] + f" (first in {died.id})"
     if reason and not collection_errors:
         diagnosis = _output_diagnosis(outcome.output, getattr(_LOCAL, "katas", None))
         if diagnosis:
@@ -452,8 +457,8 @@ def run_threshold(module: _curriculum.Module, threshold: _curriculum.Threshold, 
     with tempfile.TemporaryDirectory(prefix="kata-threshold-") as tmp:
         out = Path(tmp) / f"threshold-{os.urandom(8).hex()}.json"
         cmd = [sys.executable, "-m", "grading.thresholds", module.key, threshold.name, "--out", str(out)]
-        outcome = sandbox.run(cmd, env=child_env(katas_dir, impl, guard.worker_config(impl)), cwd=tmp,
-                              timeout=limit, memory=memory)
+        outcome = sandbox.run(cmd, env=child_env(katas_dir, impl, guard.worker_config(impl, memory)), cwd=tmp,
+                              timeout=limit, memory=sandbox.trusted_memory(memory))
         data = None
         if out.is_file() and outcome.returncode == 0:
             try:
@@ -521,9 +526,9 @@ def run_milestone(milestone: _curriculum.Milestone, katas_dir: Path | None, impl
         elif os.environ.get("TINYTORCH_DATA"):
             extra["TINYTORCH_DATA"] = os.environ["TINYTORCH_DATA"]
         started = time.monotonic()
-        worker = guard.worker_config(impl) if guard is not None else None
+        worker = guard.worker_config(impl, memory) if guard is not None else None
         outcome = sandbox.run(cmd, env=child_env(katas_dir, impl, worker, **extra), cwd=tmp, timeout=limit,
-                              memory=memory, on_output=on_output)
+                              memory=sandbox.trusted_memory(memory) if worker else memory, on_output=on_output)
         data = None
         if result_json.is_file():
             try:

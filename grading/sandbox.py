@@ -57,6 +57,12 @@ def default_memory_limit() -> int | None:
     return parse_size(os.environ.get(MEMORY_ENV) or DEFAULT_MEMORY)
 
 
+def trusted_memory(learner_memory: int | None) -> int | None:
+    """The trusted process's limit: the learner's worker gets `learner_memory`, this side 2 GiB more
+    (it holds PyTorch and the expected values; a kata exhausting its own limit must not take it down)."""
+    return None if learner_memory is None else learner_memory + 2 * GiB
+
+
 def format_bytes(n: int | None) -> str:
     if n is None:
         return "unlimited"
@@ -161,7 +167,7 @@ class _Drain(threading.Thread):
             pass
 
 
-def _limits(memory: int | None):
+def limits(memory: int | None):
     def apply() -> None:  # runs in the child between fork and exec
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         try:
@@ -202,7 +208,7 @@ def run(
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_limits(memory),
+            preexec_fn=limits(memory),
         )
     except (OSError, subprocess.SubprocessError) as err:
         return Outcome(None, 0.0, start_error=str(err), memory_limit=memory, timeout=timeout)

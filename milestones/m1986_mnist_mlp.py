@@ -56,7 +56,8 @@ x_test = prepare(mnist.test_images).reshape(len(mnist.test_images), 784)
 y_train, y_test = mnist.train_labels, mnist.test_labels
 train_loader = DataLoader(TensorDataset(x_train, y_train), batch_size=args.batch_size, shuffle=True,
                           generator=run.seed)
-test_loader = DataLoader(TensorDataset(x_test, y_test), batch_size=1000)
+# The test labels never enter the framework: it sees images only, and accuracy is computed here.
+test_loader = DataLoader(TensorDataset(x_test), batch_size=1000)
 run.log(f"MNIST: {len(y_train)} training, {len(y_test)} test images; {len(train_loader)} batches of "
         f"{args.batch_size} per epoch")
 
@@ -72,7 +73,7 @@ run.log(f"model: 784-256-128-10 MLP, {sum(p.numel() for p in model.parameters())
 def predict(loader: DataLoader) -> np.ndarray:
     """Class predictions for every sample of `loader`, in order (no graph is recorded)."""
     with autograd.no_grad():
-        return np.concatenate([model(x).numpy().argmax(axis=1) for x, _ in loader])
+        return np.concatenate([model(x).numpy().argmax(axis=1) for (x,) in loader])
 
 
 # -- training: a plain loop you can read top to bottom --------------------------------------

@@ -75,7 +75,7 @@ def test_pristine_stub_is_failing_not_implemented_not_a_crash(tmp_path):
         ("hang_at_import", "timeout after"),
         ("segfault", "crashed with signal SIGSEGV"),
         ("exit_at_import", "exited early with code 0"),
-        ("system_exit_at_import", "SystemExit: 3 (katas/01_tensor/tensor.py, line"),
+        ("system_exit_at_import", "import error in katas/01_tensor/tensor.py, line"),
         ("syntax_error", "import error in katas/01_tensor/tensor.py, line"),
         ("raises_at_import", "RuntimeError: boom at import"),
     ],
@@ -85,7 +85,8 @@ def test_hostile_kata_fails_its_module_with_the_reason(tmp_path, variant, expect
     result, m1 = _grade(tmp_path, variant, timeout=limit)
     assert m1["status"] == "failing"
     assert expected in m1["reason"], m1["reason"]
-    assert m1["points"] == 0
+    # A crash in one op fails the checks that reach it; the worker restarts for the others.
+    assert m1["points"] == 0 or (variant == "segfault" and m1["points"] < M1.points)
     if variant == "syntax_error":
         assert "SyntaxError" in m1["reason"]
     if variant.startswith("hang"):
@@ -93,7 +94,7 @@ def test_hostile_kata_fails_its_module_with_the_reason(tmp_path, variant, expect
 
 
 def test_unbounded_allocation_hits_the_memory_limit_only_in_its_checks(tmp_path):
-    result, m1 = _grade(tmp_path, "allocate")
+    result, m1 = _grade(tmp_path, "allocate", memory=1024**3)
     # Either the checks that add fail with MemoryError and the others pass, or the check
     # process itself breaks down once memory is exhausted: both are this module's failure.
     assert m1["status"] == "failing"
@@ -314,17 +315,13 @@ def test_verdict_distrusts_short_or_inconsistent_results():
     ok = runner.CheckResult("t.py::a", "passed")
     outcome = sandbox.Outcome(returncode=0, duration=1.0)
     run = runner._verdict(M1, "katas", expected, {"t.py::a": ok}, [], outcome, "", None)
-    assert run.status == "failing" and run.passed == 1 and "inconsistent" in run.reason
+    assert run.status == "failing" and run.passed == 0 and "inconsistent" in run.reason  # earns nothing
+    extra = {**{"t.py::a": ok, "t.py::b": ok}, "t.py::forged": ok}
+    run = runner._verdict(M1, "katas", expected, extra, [], outcome, "", None)
+    assert run.passed == 0 and "not in the course's list" in run.reason
     run = runner._verdict(M1, "katas", expected, {}, [], outcome, "no check results were written", "t.py::b")
     assert run.status == "failing" and "exited early with code 0" in run.reason and "t.py::b" in run.reason
     both = {"t.py::a": ok, "t.py::b": runner.CheckResult("t.py::b", "passed")}
     run = runner._verdict(M1, "katas", expected, both, [], sandbox.Outcome(returncode=-11, duration=1), "", None)
     assert run.status == "failing" and run.passed == 0 and "SIGSEGV" in run.reason
     assert runner._verdict(M1, "katas", expected, both, [], outcome, "", None).ok
-
-
-def test_tampering_is_detected_in_watched_files():
-    before = {"checks/01_tensor/test_tensor.py": "a", "grading/grade.py": "b"}
-    assert grade._tampering(before, {**before, "grading/grade.py": "c"}) == ["grading/grade.py: modified"]
-    assert grade._tampering(before, {**before, "checks/conftest2/conftest.py": "x"})
-    assert grade._tampering(before, {**before, "grading/new_helper.py": "x"}) == []
