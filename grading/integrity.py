@@ -113,7 +113,8 @@ def kata_hashes(katas_dir: Path, module) -> dict[str, str | None]:
     out: dict[str, str | None] = {}
     for name in module.files:
         path = katas_dir / module.key / name
-        out[f"{module.key}/{name}"] = sha256_file(path) if path.is_file() else None
+        regular = path.is_file() and not path.is_symlink() and not (katas_dir / module.key).is_symlink()
+        out[f"{module.key}/{name}"] = sha256_file(path) if regular else None
     return out
 
 
@@ -466,8 +467,8 @@ def tripwires(source: str, filename: str, curriculum_exports: set[str]) -> list[
                     and not isinstance(second, ast.Constant):
                 findings.append(Finding(filename, node.lineno, f"flag: {name}() with a computed attribute name",
                                         "warn"))
-            if name in ("__import__", "importlib.import_module", "importlib.__import__") and first is not None \
-                    and not isinstance(first, ast.Constant):
+            if name and (name == "__import__" or name.endswith((".import_module", ".__import__"))) \
+                    and first is not None and not isinstance(first, ast.Constant):
                 findings.append(Finding(filename, node.lineno, f"flag: {name}() with a computed module name",
                                         "warn"))
         names: list[str] = []
@@ -517,7 +518,8 @@ def scrub(text: str, limit: int = 4000) -> str:
     course = _course_lines()
     out = []
     for line in text[:limit * 4].splitlines():
-        stripped = line.strip().lstrip("E").strip().strip("'\"")
+        stripped = line.strip()
+        stripped = (stripped[2:] if stripped.startswith("E ") else stripped).strip().strip("'\"")
         if len(stripped) >= 24 and stripped in course:
             out.append("[a line of a course file was removed here]")
         else:

@@ -140,8 +140,12 @@ class Connection:
     def _read(self, count: int, deadline: float) -> bytes:
         while len(self.buffer) < count:
             left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self.read_fd], [], [], left)[0]:
+            if left <= 0:
                 raise TimeoutError(f"the learner's code did not answer within {CALL_TIMEOUT:g} s")
+            if not select.select([self.read_fd], [], [], min(left, 0.5))[0]:
+                if self.process is not None and self.process.poll() is not None:
+                    raise EOFError  # ended, though a stray descendant may still hold the pipe open
+                continue
             chunk = os.read(self.read_fd, max(count - len(self.buffer), 1 << 16))
             if not chunk:
                 raise EOFError

@@ -3,7 +3,7 @@
 # (zip the repository root - reference/, checks/, grading/, milestones/, pyproject.toml -
 # with grading/autograder/setup.sh and run_autograder copied to the zip's top level).
 set -euo pipefail
-apt-get update -qq && apt-get install -y -qq python3 python3-pip python3-venv > /dev/null
+apt-get update -qq && apt-get install -y -qq python3 python3-pip python3-venv bubblewrap > /dev/null  # bubblewrap: the namespace sandbox where the container allows it
 python3 -m venv /opt/kata
 /opt/kata/bin/pip install -q --upgrade pip
 # CPU-only PyTorch first (the checks compare against it), then the course tool itself.
