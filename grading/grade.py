@@ -127,10 +127,13 @@ def grade_module(module: _curriculum.Module, katas_dir: Path, options: GradeOpti
     run = runner.run_checks(module, katas_dir, impl, timeout=options.timeout, memory=options.memory,
                             select=options.select, hypothesis_profile=options.hypothesis_profile, guard=guard)
     after = integrity.snapshot(katas_dir)
-    entry.update(status=run.status, checks_passed=run.passed, checks_total=run.total, reason=run.reason,
-                 exit_code=run.exit_code, output_tail=run.output_tail[-3000:],
-                 checks=[{"id": c.id, "outcome": c.outcome, "message": c.message, "location": c.location,
-                          "duration": c.duration, **({"detail": c.detail[-1500:]} if not c.ok else {})}
+    # Everything below that the learner's code could have written is scrubbed and length-limited.
+    entry.update(status=run.status, checks_passed=run.passed, checks_total=run.total,
+                 reason=integrity.scrub(run.reason, 1000), exit_code=run.exit_code,
+                 output_tail=integrity.scrub(run.output_tail[-3000:], 3000),
+                 checks=[{"id": c.id, "outcome": c.outcome, "message": integrity.scrub(c.message, 500),
+                          "location": c.location, "duration": c.duration,
+                          **({"detail": integrity.scrub(c.detail[-1500:], 1500)} if not c.ok else {})}
                          for c in run.checks])
     entry["points"] = _points(module, run)
     changes = integrity.changed(before, after)
@@ -203,8 +206,9 @@ def grade_milestone(milestone: _curriculum.Milestone, katas_dir: Path, modules: 
     out_dir = (options.out_dir or ROOT / ".kata" / "milestones") / milestone.slug
     result = runner.run_milestone(milestone, katas_dir, plan["impl"], out_dir=out_dir, data_dir=options.data_dir,
                                   timeout=options.timeout, memory=options.memory, seed=options.seed, guard=guard)
-    entry.update(status=result.status, value=result.value, message=result.message, duration=result.duration,
-                 artifacts=result.artifacts, output_tail=result.output_tail[-3000:])
+    entry.update(status=result.status, value=result.value, message=integrity.scrub(result.message, 500),
+                 duration=result.duration, artifacts=result.artifacts,
+                 output_tail=integrity.scrub(result.output_tail[-3000:], 3000))
     if result.status == "passed":
         entry["points"] = milestone.points
     return entry
