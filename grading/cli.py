@@ -543,6 +543,9 @@ def grade(impl, katas, fallback, no_milestones, modules, json_path, gradescope_p
                         (report_dir, "report")):
         if path:
             console.print(f"{label}: {path}")
+    if result.get("aborted"):
+        console.print(f"[bold red]INTEGRITY VIOLATION[/]: {result['aborted']}", markup=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":  # pragma: no cover
