@@ -2,8 +2,8 @@
 
 A message is one frame: an 8-byte length, a JSON document, and the raw bytes of any
 arrays it carries. Decoding builds nothing but builtins, numpy arrays of a numeric dtype,
-numpy scalars and dtypes, slices and `Ref`s (a number naming an object that lives on the
-other side). Nothing is unpickled, evaluated or imported, so a hostile worker can send
+numpy scalars and dtypes, slices, paths, copies of numpy random generators (their state is
+numbers) and `Ref`s (a number naming an object that lives on the other side). Nothing is unpickled, evaluated or imported, so a hostile worker can send
 wrong numbers but never code.
 
     send(stream, {"op": "call", "ref": 3, "args": [array]})
@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import struct
 from dataclasses import dataclass
+from pathlib import Path, PurePath
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -24,6 +25,7 @@ MAX_FRAME = 1 << 30  # 1 GiB: more than any check or milestone sends at once
 DTYPES = frozenset(np.dtype(t).str.lstrip("<>|=") for t in (
     np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64,
     np.float16, np.float32, np.float64, np.complex64, np.complex128))
+BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 _HEADER = struct.Struct(">II")  # (json length, number of buffers); each buffer is prefixed by >Q
 
 
@@ -84,6 +86,12 @@ class _Encoder:
             return {"$sl": [self.encode(value.start), self.encode(value.stop), self.encode(value.step)]}
         if value is Ellipsis:
             return {"$el": 1}
+        if isinstance(value, PurePath):
+            return {"$path": str(value)}
+        if kind is np.random.Generator and type(value.bit_generator).__name__ in BIT_GENERATORS:
+            # a copy of the generator, state included: both sides draw the same numbers from here on
+            state = value.bit_generator.state
+            return {"$rng": [type(value.bit_generator).__name__, self.encode(state)]}
         if kind is not Ref:
             value = self.ref_of(value)
             if value is None:
@@ -142,6 +150,18 @@ def _decode(node: Any, buffers: list[bytes], depth: int = 0) -> Any:
         return slice(*(_decode(v, buffers, depth + 1) for v in body))
     if tag == "$el":
         return Ellipsis
+    if tag == "$path":
+        return Path(str(body))
+    if tag == "$rng":
+        name, state = str(body[0]), _decode(body[1], buffers, depth + 1)
+        if name not in BIT_GENERATORS or not isinstance(state, dict):
+            raise WireError("bad random generator")
+        bit_generator = getattr(np.random, name)()
+        try:
+            bit_generator.state = state
+        except (TypeError, ValueError, KeyError):
+            raise WireError("bad random generator state") from None
+        return np.random.Generator(bit_generator)
     if tag == "$r":
         return Ref(int(body[0]), int(body[1]))
     raise WireError(f"unknown tag {tag!r}")
