@@ -457,7 +457,8 @@ def run_threshold(module: _curriculum.Module, threshold: _curriculum.Threshold, 
     with tempfile.TemporaryDirectory(prefix="kata-threshold-") as tmp:
         out = Path(tmp) / f"threshold-{os.urandom(8).hex()}.json"
         cmd = [sys.executable, "-m", "grading.thresholds", module.key, threshold.name, "--out", str(out)]
-        outcome = sandbox.run(cmd, env=child_env(katas_dir, impl, guard.worker_config(impl, memory)), cwd=tmp,
+        data = {"TINYTORCH_DATA": os.environ["TINYTORCH_DATA"]} if os.environ.get("TINYTORCH_DATA") else {}
+        outcome = sandbox.run(cmd, env=child_env(katas_dir, impl, guard.worker_config(impl, memory), **data), cwd=tmp,
                               timeout=limit, memory=sandbox.trusted_memory(memory))
         data = None
         if out.is_file() and outcome.returncode == 0:
@@ -478,6 +479,9 @@ def run_threshold(module: _curriculum.Module, threshold: _curriculum.Threshold, 
         message = f"ratio {ratio:.2f} <= {threshold.max_ratio:g}"
     else:
         message = f"ratio {ratio:.2f} > {threshold.max_ratio:g}: {ratio / threshold.max_ratio:.1f}x over the bound"
+        note = data.get("note") if isinstance(data.get("note"), str) else threshold.description
+        if note:
+            message += f" ({note[:300]})"
     return ThresholdResult(measured=round(ratio, 4), passed=passed, earned=threshold.points if passed else 0.0,
                            message=message, samples=list(data.get("samples", [])), **base)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 
 import pytest
 from hypothesis import HealthCheck, Phase, settings
@@ -72,8 +73,12 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ[assembly.IMPL_ENV] = spec.render()
     if config.getoption("--isolate") and not os.environ.get(remote.WORKER_ENV):
         lent = [m.key for m in curriculum.load().modules if spec.for_module(m.number) == "reference"]
+        # The worker can write only its scratch folder: pytest's tmp_path lives there too.
+        scratch = tempfile.mkdtemp(prefix="kata-isolate-")
+        if config.option.basetemp is None:
+            config.option.basetemp = os.path.join(scratch, "pytest")
         os.environ[remote.WORKER_ENV] = json.dumps({"impl": spec.render(), "katas": str(assembly.katas_root()),
-                                                    "lent": lent, "isolation": "auto"})
+                                                    "lent": lent, "isolation": "auto", "scratch": scratch})
     # On the grader's trusted side, `tinytorch` is a proxy for the learner's sandboxed worker.
     remote.activate_from_env()
 
