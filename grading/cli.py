@@ -7,6 +7,7 @@
     kata milestone perceptron   train a historical model on your framework
     kata grade                  everything, as course staff grade it (--json/--gradescope/...)
     kata stubs [--check]        (re)generate pristine stubs; never overwrites your work
+    kata release --out DIR      (course staff) write the student repository: no reference/
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ def status(katas: Path | None) -> None:
         for module in (m for m in cur.modules if m.tier == tier):
             s = states[module.number]
             checks = f"{s.passed}/{s.total}" if s.total else ""
-            table.add_row(f"{module.number:02d}", module.title, styled(s.status), checks, f"{module.points:g}",
+            table.add_row(f"{module.number:02d}", module.title, styled(s.status), checks, board_points(module, s),
                           s.detail)
         console.print(table)
     table = Table(title="Milestones", title_justify="left", expand=True)
@@ -129,9 +130,32 @@ def status(katas: Path | None) -> None:
         table.add_row(str(milestone.year), milestone.title, styled(status_),
                       f"{milestone.metric} >= {milestone.target:g}", note)
     console.print(table)
+    console.print(points_total(states, cached_ms))
     nxt = state.current_module(katas_dir)
     if nxt is not None:
         console.print(f"Next: [bold]kata check {nxt.number:02d}[/] ({nxt.title}) - [dim]results cached in {state.cache_dir()}[/]")
+
+
+def board_points(module: _curriculum.Module, s: state.ModuleState) -> str:
+    """'7.5/10' (earned by the cached result / the module's points), '0/0' when not yet available."""
+    if s.status == "not_available":
+        return "0/0"
+    earned = s.points if s.points is not None and s.status in ("passed", "failing") else 0.0
+    return f"{earned:g}/{module.points:g}"
+
+
+def points_total(states: dict[int, state.ModuleState], cached_ms: dict) -> str:
+    """The board's total: points earned by the cached (fresh) results out of what is available now."""
+    cur = _curriculum.load()
+    earned = sum((s.points or 0.0) for s in states.values() if s.status in ("passed", "failing"))
+    available = sum(m.points for m in cur.modules if m.is_available())
+    for milestone in cur.milestones:
+        if milestone.is_available():
+            available += milestone.points
+            if (cached_ms.get(milestone.slug) or {}).get("status") == "passed":
+                earned += milestone.points
+    return (f"Points: {round(earned, 2):g}/{available:g} available now ({cur.total_points:g} when the course is "
+            "complete); checks only - `kata grade` also measures the performance thresholds")
 
 
 # -- check -------------------------------------------------------------------------
@@ -174,9 +198,18 @@ def show_run(module: _curriculum.Module, run: runner.ModuleRun, *, limit: int = 
         if len(groups) > limit:
             console.print(f"... and {len(groups) - limit} more failing checks (use --all)")
     if verbose:
-        first = next((c for c in run.checks if not c.ok and c.detail), None)
-        if first:
-            console.print(Panel(Text(first.detail[-3000:]), title=escape(first.id), border_style="red"))
+        shown = [c for c in run.checks if not c.ok and c.detail]
+        seen: set[tuple[str, str]] = set()
+        for c in shown:
+            key = (c.id.split("[")[0], c.message)
+            if key in seen:
+                continue
+            seen.add(key)
+            console.print(Panel(Text(c.detail[-3000:]), title=escape(c.id), border_style="red"))
+            if limit < 10_000:
+                if len(seen) < len({(x.id.split("[")[0], x.message) for x in shown}):
+                    console.print("[dim]tracebacks of the other failing checks: add --all[/]")
+                break
     console.print("[dim]Stuck? `kata hint " + f"{module.number:02d}" + "` shows the next hint.[/]")
 
 
@@ -185,10 +218,16 @@ def run_module_checks(module: _curriculum.Module, katas_dir: Path, impl: str, *,
     """Run checks for the CLI (check/watch/hint) and record the result in the cache."""
     if impl == "katas":
         passed = state.passed_modules(katas_dir)
-        run_impl = _grade.module_impl(module, _grade.GradeOptions(), passed)
-        lent = [f"{n:02d}" for n in module.prerequisites if n not in passed]
+        from grading import release as _release
+
+        # A student copy lends only the prerequisites whose solution is released (grading/release.py).
+        run_impl = _release.without_unreleased(_grade.module_impl(module, _grade.GradeOptions(), passed))
+        lent, unreleased = _release.lending(module, passed)
         if lent and not quiet:
-            console.print(f"[yellow]Prerequisites not passed yet ({', '.join(lent)}): their reference is used for this run.[/]")
+            console.print(f"[yellow]Checked with {state.span(lent)} lent from the reference (prerequisites you have "
+                          "not passed yet; see the README's learner's loop).[/]")
+        if unreleased and not quiet:
+            console.print(f"[yellow]{escape(_release.unreleased_message(unreleased))}[/]")
     else:
         run_impl = assembly.parse_impl(impl).render()
     report = integrity.static_check(katas_dir, module)
@@ -204,7 +243,9 @@ def run_module_checks(module: _curriculum.Module, katas_dir: Path, impl: str, *,
                                 cwd=work)
     entry = {"key": module.key, "status": run.status, "checks_passed": run.passed, "checks_total": run.total,
              "reason": run.reason, "impl": impl, "kata_files": integrity.kata_hashes(katas_dir, module),
-             "checks": [{"id": c.id, "outcome": c.outcome} for c in run.checks]}
+             "checks": [{"id": c.id, "outcome": c.outcome, "message": c.message} for c in run.checks],
+             "lent": state.lent_prerequisites(module, run_impl),
+             "points": state.checks_points(module, run.passed, run.total)}
     if report.rejected and run.ok:
         entry["status"] = "rejected"
     if not select and impl == "katas":
@@ -243,8 +284,9 @@ def check(module, impl, katas, workers, select, timeout, memory, show_all, verbo
 @click.argument("module")
 @katas_option
 @click.option("--rerun", is_flag=True, help="run the checks even if a fresh cached result exists")
-def hint(module, katas, rerun) -> None:
-    """The next hint for the first failing check of MODULE."""
+@click.option("--all", "show_all", is_flag=True, help="every hint for every failing check")
+def hint(module, katas, rerun, show_all) -> None:
+    """A hint for the first failing check of MODULE (chosen from what fails now; --all for every hint)."""
     from grading import hints
 
     mod = _module(module)
@@ -253,23 +295,30 @@ def hint(module, katas, rerun) -> None:
         sys.exit(2)
     katas_dir = _katas_dir(katas)
     cached = state.load(katas_dir).get("modules", {}).get(mod.key)
-    fresh = cached and cached.get("hashes") == integrity.kata_hashes(katas_dir, mod) and cached.get("impl") == "katas"
+    fresh = (cached and cached.get("hashes") == integrity.kata_hashes(katas_dir, mod)
+             and cached.get("impl", "katas") != "reference")
+    messages: dict[str, str] = {}
     if fresh and not rerun:
         failing = cached.get("failing", [])
+        messages = cached.get("messages", {})
         passed = cached["status"] == "passed"
     elif _stubs.kata_state(katas_dir, mod) == "pristine" and not rerun:
         failing, passed = list(runner.expected_checks(mod.key)), False  # a pristine stub fails every check
+        messages = {c: "not implemented yet (pristine stub)" for c in failing}
     else:
         run, entry = run_module_checks(mod, katas_dir, "katas")
         failing = [c.id for c in run.checks if not c.ok]
+        messages = {c.id: c.message for c in run.checks if not c.ok}
         passed = run.ok
     if passed or not failing:
         console.print(f"[green]{mod.key} passes every check: no hint needed.[/]")
         return
-    first = failing[0]
-    text, source, index, count = hints.next_hint(mod, first, katas_dir)
-    console.print(Panel(Text(text), title=f"hint {index}/{count} for {hints.function_name(first)} (from {source})",
-                        expand=False))
+    chosen = hints.choose(mod, failing, katas_dir, show_all=show_all, messages=messages)
+    for h in chosen:
+        where = f"hint {h.index}/{h.count}" if h.count else "no written hint"
+        console.print(Panel(Text(h.text), title=f"{where} for {h.check} (from {h.source})", expand=False))
+    if not show_all and chosen and chosen[0].count > 1:
+        console.print(f"[dim]{chosen[0].count - 1} more hint(s) for this check: `kata hint {mod.number:02d} --all`[/]")
 
 
 # -- watch -------------------------------------------------------------------------
@@ -286,18 +335,32 @@ def _mtimes(folder: Path) -> dict[str, float]:
     return out
 
 
+def _all_mtimes(katas_dir: Path) -> dict[str, dict[str, float]]:
+    """{module key: {file name: mtime}} for every available module's kata folder."""
+    return {m.key: _mtimes(katas_dir / m.key) for m in _curriculum.load().modules if m.is_available()}
+
+
+def changed_module(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]):
+    """The module whose kata files changed between two `_all_mtimes` (the newest change wins), or None."""
+    changed = [(max(after[key].values(), default=0), key) for key in after if after[key] != before.get(key)]
+    if not changed:
+        return None
+    return _curriculum.load().module(max(changed)[1])
+
+
 @main.command()
 @click.argument("module", required=False)
 @katas_option
 @click.option("--interval", type=float, default=0.5, show_default=True, help="polling interval in seconds")
 @click.option("--once", is_flag=True, hidden=True, help="run once and exit (tests)")
 def watch(module, katas, interval, once) -> None:
-    """Re-run the current module's checks whenever you save a kata file (Ctrl-C to stop)."""
+    """Re-run checks whenever you save a kata file: of the module you saved (or of MODULE only)."""
     katas_dir = _katas_dir(katas)
     fixed = _module(module) if module else None
+    fixed_now = None  # without MODULE: the module whose file changed last
     try:
         while True:
-            mod = fixed or state.current_module(katas_dir)
+            mod = fixed or fixed_now or state.current_module(katas_dir)
             if mod is None:
                 console.print("[bold green]Every available module passes. Well done![/]")
                 return
@@ -309,13 +372,20 @@ def watch(module, katas, interval, once) -> None:
             show_run(mod, run, limit=10)
             if once:
                 return
-            if run.ok and fixed is None:
+            if run.ok and fixed is None and fixed_now is None:
                 console.print(f"[green]{mod.key} passed: moving on.[/]")
                 continue
-            console.print(f"[dim]watching {katas_dir / mod.key} for changes (Ctrl-C to stop)...[/]")
-            before = _mtimes(katas_dir / mod.key)
-            while _mtimes(katas_dir / mod.key) == before:
+            if fixed is not None:
+                console.print(f"[dim]watching {katas_dir / mod.key} for changes (Ctrl-C to stop)...[/]")
+                before = _mtimes(katas_dir / mod.key)
+                while _mtimes(katas_dir / mod.key) == before:
+                    time.sleep(interval)
+                continue
+            console.print(f"[dim]watching every kata in {katas_dir} for changes (Ctrl-C to stop)...[/]")
+            before = _all_mtimes(katas_dir)
+            while (changed := changed_module(before, _all_mtimes(katas_dir))) is None:
                 time.sleep(interval)
+            fixed_now = changed
     except KeyboardInterrupt:
         console.print("\nstopped watching.")
 
@@ -349,6 +419,31 @@ def stubs(modules, check_only, strict, force, root) -> None:
     if not report.written and not report.refused:
         console.print(f"{len(report.unchanged)} kata file(s) already up to date")
     sys.exit(1 if report.refused else 0)
+
+
+# -- release -----------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="the student copy: an empty folder, or an earlier copy to update")
+@click.option("--solutions", default=None,
+              help="also release these modules' reference solutions, e.g. 01-04 or 1,2,5 (kept on update)")
+def release(out, solutions) -> None:
+    """Write the repository a course hands out: stubs, lessons, checks, milestones, the tool; no reference."""
+    from grading import release as _release
+
+    try:
+        report = _release.release(out, solutions)
+    except _release.ReleaseError as err:
+        console.print(f"[bold red]release failed:[/] {escape(str(err))}")
+        sys.exit(1)
+    verb = "updated" if report.update else "wrote"
+    console.print(f"{verb} the student copy in {escape(str(report.out))}: {len(report.written)} files, "
+                  f"{len(report.modules)} available modules ({', '.join(report.modules)})")
+    console.print("released solutions: " + (", ".join(report.solutions) or "none (no reference/ in the copy)"))
+    for rel in report.kept:
+        console.print(f"[yellow]kept {escape(rel)}: edited by a learner (not overwritten)[/]")
 
 
 # -- milestone ---------------------------------------------------------------------
@@ -394,7 +489,7 @@ def milestone(slug, impl, katas, fallback, data_dir, out_dir, timeout, memory, s
     console.print(f"[bold]{ms.year}: {ms.title}[/]  (tinytorch: {plan['impl']})")
     if plan["from_reference"]:
         console.print(f"[yellow]from the reference: {', '.join(plan['from_reference'])}[/]")
-    out = out_dir or ROOT / "results" / "milestones" / ms.slug
+    out = out_dir or state.milestones_dir() / ms.slug  # the folder `kata grade` writes to as well
     result = runner.run_milestone(ms, katas_dir, plan["impl"], out_dir=out, data_dir=data_dir, timeout=timeout,
                                   memory=_memory(memory), seed=seed,
                                   on_output=lambda text: console.out(text, end="", highlight=False))
@@ -423,12 +518,12 @@ def _grade_table(result: dict) -> Table:
     table.add_column("time", justify="right")
     table.add_column("note", overflow="fold", ratio=2)
     for m in result["modules"]:
-        checks = f"{m.get('checks_passed', 0)}/{m.get('checks_total', 0)}" if m.get("available") else ""
-        note = m.get("reason", "") if m.get("available") else ""
+        checks = f"{m.get('checks_passed', 0)}/{m.get('checks_total', 0)}" if m.get("available") else "0/0"
+        note = m.get("reason", "") if m.get("available") else "not yet available (not counted)"
         for t in m.get("thresholds", []):
             note += f"{'; ' if note else ''}{t['name']}: {t['message']}"
         table.add_row(f"{m['key']}", styled(m["status"]), checks,
-                      f"{m['points']:g}/{m['points_max']:g}" if m.get("available") else "",
+                      f"{m['points']:g}/{m['points_max']:g}" if m.get("available") else "0/0",
                       f"{m.get('duration', 0):.1f}s" if m.get("available") else "", note)
     for s in result.get("milestones", []):
         note = s.get("message", "")
@@ -436,7 +531,7 @@ def _grade_table(result: dict) -> Table:
         if a.get("from_reference"):
             note += f" [from the reference: {', '.join(a['from_reference'])}]"
         table.add_row(f"{s['year']} {s['slug']}", styled(s["status"]), "",
-                      f"{s['points']:g}/{s['points_max']:g}" if s.get("available") else "",
+                      f"{s['points']:g}/{s['points_max']:g}" if s.get("available") else "0/0",
                       f"{s.get('duration', 0):.1f}s" if s.get("duration") else "", note)
     return table
 
@@ -486,7 +581,7 @@ def write_outputs(result: dict, json_path, gradescope_path, junit_path, report_d
               show_default=True, help="batch mode: where result JSONs and summary.csv go")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
 @click.option("--milestone-out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="where milestone plots go (default .kata/milestones)")
+              help="where milestone plots go (default .kata/milestones, as `kata milestone`)")
 @click.option("--timeout", type=float, default=None, help="override every time limit (seconds)")
 @click.option("--memory-limit", "memory", default=None, help="address-space limit per process, e.g. 4G")
 @click.option("-k", "select", default=None, hidden=True, help="only checks matching -k (debugging, tests)")
@@ -502,7 +597,8 @@ def grade(impl, katas, fallback, no_milestones, modules, json_path, gradescope_p
           no_static_check, no_thresholds, run_pristine, no_tamper_check, seed) -> None:
     """Grade every available module, then the milestones, in isolated processes."""
     impl = _validate_impl(impl)
-    options = _options(impl, fallback, no_milestones, modules, timeout, memory, select, data_dir, out_dir, profile,
+    options = _options(impl, fallback, no_milestones, modules, timeout, memory, select, data_dir,
+                       out_dir if out_dir is not None or submissions is not None else state.milestones_dir(), profile,
                        no_static_check, no_thresholds, run_pristine, seed)
     if no_tamper_check:
         options.tamper_check = False
@@ -512,6 +608,12 @@ def grade(impl, katas, fallback, no_milestones, modules, json_path, gradescope_p
         summary = batch.grade_many(submissions, out_dir_batch, options, jobs=jobs, console=console)
         console.print(f"graded {summary['count']} submission(s): results in {out_dir_batch}, "
                       f"class summary {summary['csv']}")
+        if summary["skipped"]:
+            console.print(f"[yellow]skipped {len(summary['skipped'])} entr{'y' if len(summary['skipped']) == 1 else 'ies'}"
+                          " (listed above and in the summary CSV)[/]")
+        for stem in summary["errors"]:
+            failed = summary["results"][stem]
+            console.print(f"[red]could not grade[/] {escape(failed['submission_name'])}: {escape(failed['error'])}")
         sys.exit(0 if not summary["errors"] else 1)
     katas_dir = _katas_dir(katas)
     if not katas_dir.is_dir() and impl != "reference":

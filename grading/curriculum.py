@@ -7,6 +7,7 @@ package and the README table.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 MANIFEST = Path(__file__).with_name("curriculum.toml")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+STUBS_LOCK = ".stubs.lock.json"  # grading/stubs.py LOCK_NAME (stubs imports this module)
 
 
 class CurriculumError(ValueError):
@@ -80,11 +82,24 @@ class Module:
     def checks_dir(self, root: Path = PROJECT_ROOT) -> Path:
         return root / "checks" / self.key
 
+    def has_reference(self, root: Path = PROJECT_ROOT) -> bool:
+        """Its reference solution is in this tree (a course checkout, or a released solution)."""
+        return all((self.reference_dir(root) / f).is_file() for f in self.files)
+
+    def has_stubs(self, root: Path = PROJECT_ROOT) -> bool:
+        """Its kata files exist in <root>/katas, or are recorded in the katas stub lock."""
+        if all((self.katas_dir(root) / f).is_file() for f in self.files):
+            return True
+        try:
+            lock = json.loads((root / "katas" / STUBS_LOCK).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        return isinstance(lock, dict) and all(f"{self.key}/{f}" in lock for f in self.files)
+
     def is_available(self, root: Path = PROJECT_ROOT) -> bool:
-        """Built by the course: its reference solution and its checks exist."""
-        return all((self.reference_dir(root) / f).is_file() for f in self.files) and self.checks_dir(
-            root
-        ).is_dir()
+        """Built by the course: its checks exist, and its kata stubs (a student copy, see
+        grading/release.py) or its reference (a course checkout before `kata stubs`) do."""
+        return self.checks_dir(root).is_dir() and (self.has_stubs(root) or self.has_reference(root))
 
 
 @dataclass(frozen=True)

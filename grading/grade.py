@@ -66,7 +66,8 @@ def module_impl(module: _curriculum.Module, options: GradeOptions, passed: set[i
     if options.impl == "reference":
         return "reference"
     cur = _curriculum.load()
-    overrides = [f"{m.number:02d}=reference" for m in cur.modules if m.number != module.number and m.number not in passed]
+    overrides = [f"{m.number:02d}=reference" for m in cur.modules
+                 if m.number != module.number and m.number not in passed and m.has_reference()]
     return ",".join(["katas", *overrides])
 
 
@@ -179,8 +180,10 @@ def milestone_assembly(milestone: _curriculum.Milestone, modules: dict[int, dict
             locked.append(f"{module.key} (not yet available)")
         elif entry is not None and entry.get("status") == "passed":
             learner.append(module.key)
-        elif options.fallback == "reference":
+        elif options.fallback == "reference" and module.has_reference():
             lent.append(module.key)
+        elif options.fallback == "reference":
+            locked.append(f"{module.key} (solution not released)")
         else:
             status = entry.get("status") if entry else "not graded"
             locked.append(f"{module.key} ({status})")

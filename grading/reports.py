@@ -8,6 +8,7 @@ import csv
 import html
 import io
 import json
+import os
 import statistics
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -23,10 +24,17 @@ def write_json(result: dict, path: Path) -> None:
     path.write_text(json.dumps(result, indent=2, default=str) + "\n")
 
 
+def points_cell(entry: dict) -> str:
+    """'7.5/10'; an item not yet available in the course counts as 0/0 (docs/GRADING.md)."""
+    if not entry.get("available", True) or entry.get("status") == "not_available":
+        return "0/0"
+    return f"{entry['points']:g}/{entry['points_max']:g}"
+
+
 def module_line(entry: dict) -> str:
     status = entry.get("status")
     if status == "not_available":
-        return "not yet available"
+        return "not yet available: 0/0 points (not counted)"
     counts = f"{entry.get('checks_passed', 0)}/{entry.get('checks_total', 0)} checks"
     text = f"{STATUS_WORDS.get(status, status)}: {counts}, {entry['points']:g}/{entry['points_max']:g} points"
     if entry.get("reason"):
@@ -194,7 +202,7 @@ def html_report(result: dict) -> str:
         rows.append(f"<tr class='{esc(m['status'])}'><td>{esc(m['key'])}</td><td>{esc(m['title'])}</td>"
                     f"<td>{esc(STATUS_WORDS.get(m['status'], m['status']))}</td>"
                     f"<td>{m.get('checks_passed', 0)}/{m.get('checks_total', 0)}</td>"
-                    f"<td>{m['points']:g}/{m['points_max']:g}</td><td>{esc(m.get('reason', ''))}</td></tr>")
+                    f"<td>{points_cell(m)}</td><td>{esc(m.get('reason', ''))}</td></tr>")
     details = []
     for m in result["modules"]:
         failing = [c for c in m.get("checks", []) if c.get("outcome") != "passed"]
@@ -209,7 +217,7 @@ def html_report(result: dict) -> str:
         a = s.get("assembly") or {}
         ms_rows.append(f"<tr class='{esc(s['status'])}'><td>{s['year']}</td><td>{esc(s['title'])}</td>"
                        f"<td>{esc(STATUS_WORDS.get(s['status'], s['status']))}</td><td>{esc(s.get('message', ''))}</td>"
-                       f"<td>{s['points']:g}/{s['points_max']:g}</td>"
+                       f"<td>{points_cell(s)}</td>"
                        f"<td>{esc(', '.join(a.get('from_learner', [])))}</td>"
                        f"<td>{esc(', '.join(a.get('from_reference', [])))}</td></tr>")
         for artifact in s.get("artifacts", []):
@@ -250,12 +258,12 @@ def markdown_report(result: dict, chart_name: str = "points.png") -> str:
              "|---|---|---|---|---|"]
     for m in result["modules"]:
         lines.append(f"| {m['key']} | {STATUS_WORDS.get(m['status'], m['status'])} | {m.get('checks_passed', 0)}/"
-                     f"{m.get('checks_total', 0)} | {m['points']:g}/{m['points_max']:g} | {m.get('reason', '')} |")
+                     f"{m.get('checks_total', 0)} | {points_cell(m)} | {m.get('reason', '')} |")
     lines += ["", "| milestone | status | measured | points | your modules | from the reference |", "|---|---|---|---|---|---|"]
     for s in result.get("milestones", []):
         a = s.get("assembly") or {}
         lines.append(f"| {s['year']} {s['slug']} | {STATUS_WORDS.get(s['status'], s['status'])} | {s.get('message', '')} | "
-                     f"{s['points']:g}/{s['points_max']:g} | {', '.join(a.get('from_learner', []))} | "
+                     f"{points_cell(s)} | {', '.join(a.get('from_learner', []))} | "
                      f"{', '.join(a.get('from_reference', []))} |")
     lines += ["", "## Kata files graded (sha256)", ""]
     lines += [f"- `katas/{k}`: `{v or 'missing'}`" for k, v in result["integrity"]["kata_sha256"].items()]
@@ -287,9 +295,82 @@ def write_report(result: dict, folder: Path, fmt: str = "html") -> Path:
 # -- batch summary -------------------------------------------------------------------
 
 
+class ClassSummary:
+    """The batch's summary CSV, written as it goes: one row per submission, on disk when added.
+
+    Columns: submission (its folder name; undecodable bytes as \\xNN), score, max_score, error
+    (or "skipped: <reason>" for an entry that was not graded), output (the stem of its result
+    files), then the points of each module and milestone. `finish()` rewrites the file in name
+    order with the pass rate and median seconds of each column; until then (or if the batch
+    crashes) it holds every row finished so far, in the order they finished.
+    """
+
+    def __init__(self, path: Path, modules: list[str], milestones: list[str]):
+        self.path, self.modules, self.milestones = Path(path), list(modules), list(milestones)
+        self.rows: list[tuple[str, str, dict]] = []  # (name, output stem, result)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "w", newline="", encoding="utf-8") as handle:
+            csv.writer(handle).writerow(self.header())
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def header(self) -> list[str]:
+        return ["submission", "score", "max_score", "error", "output", *self.modules,
+                *[f"M:{s}" for s in self.milestones]]
+
+    def _row(self, name: str, stem: str, r: dict) -> list:
+        by_key = {m["key"]: m for m in r.get("modules", [])}
+        by_slug = {s["slug"]: s for s in r.get("milestones", [])}
+        skipped = r.get("skipped")
+        return [name, "" if skipped else r.get("score", 0), "" if skipped else r.get("max_score", 0),
+                f"skipped: {skipped}" if skipped else r.get("error", ""), stem,
+                *[by_key.get(k, {}).get("points", "") for k in self.modules],
+                *[by_slug.get(s, {}).get("points", "") for s in self.milestones]]
+
+    def _append(self, row: list) -> None:
+        with open(self.path, "a", newline="", encoding="utf-8") as handle:
+            csv.writer(handle).writerow(row)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def add(self, name: str, stem: str, result: dict) -> None:
+        self.rows.append((name, stem, result))
+        self._append(self._row(name, stem, result))
+
+    def skip(self, name: str, reason: str) -> None:
+        self.add(name, "", {"skipped": reason})
+
+    def finish(self) -> None:
+        """Rewrite the file in name order (graded first, then skipped) with rates and medians."""
+        graded = sorted((r for r in self.rows if not r[2].get("skipped")), key=lambda r: r[0])
+        skipped = sorted((r for r in self.rows if r[2].get("skipped")), key=lambda r: r[0])
+        complete = [r for _, _, r in graded if "modules" in r]
+        pass_rates, medians = [], []
+        for k in self.modules:
+            entries = [m for r in complete for m in r["modules"] if m["key"] == k]
+            durations = [m["duration"] for m in entries if "duration" in m]
+            pass_rates.append(f"{sum(m.get('status') == 'passed' for m in entries) / max(len(entries), 1):.2f}")
+            medians.append(f"{statistics.median(durations):.1f}" if durations else "")
+        for slug in self.milestones:
+            entries = [s for r in complete for s in r.get("milestones", []) if s["slug"] == slug]
+            durations = [s["duration"] for s in entries if "duration" in s]
+            pass_rates.append(f"{sum(s.get('status') == 'passed' for s in entries) / max(len(entries), 1):.2f}")
+            medians.append(f"{statistics.median(durations):.1f}" if durations else "")
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        with open(tmp, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(self.header())
+            for name, stem, r in graded + skipped:
+                writer.writerow(self._row(name, stem, r))
+            writer.writerow(["#pass_rate", "", "", "", "", *pass_rates])
+            writer.writerow(["#median_seconds", "", "", "", "", *medians])
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.path)
+
+
 def class_summary_csv(results: dict[str, dict], path: Path) -> None:
-    """One row per submission: total, per-module and per-milestone points; then rates and medians."""
-    names = sorted(results)
+    """The whole summary at once (columns from the results): one row per submission, then rates."""
     modules, milestones = [], []
     for r in results.values():
         for m in r.get("modules", []):
@@ -298,30 +379,7 @@ def class_summary_csv(results: dict[str, dict], path: Path) -> None:
         for s in r.get("milestones", []):
             if s.get("available") and s["slug"] not in milestones:
                 milestones.append(s["slug"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["submission", "score", "max_score", "error", *modules, *[f"M:{s}" for s in milestones]])
-        for name in names:
-            r = results[name]
-            by_key = {m["key"]: m for m in r.get("modules", [])}
-            by_slug = {s["slug"]: s for s in r.get("milestones", [])}
-            writer.writerow([name, r.get("score", 0), r.get("max_score", 0), r.get("error", ""),
-                             *[by_key.get(k, {}).get("points", "") for k in modules],
-                             *[by_slug.get(s, {}).get("points", "") for s in milestones]])
-        graded = [results[n] for n in names if "modules" in results[n]]
-        pass_rates = []
-        medians = []
-        for k in modules:
-            entries = [m for r in graded for m in r["modules"] if m["key"] == k]
-            durations = [m.get("duration", 0) for m in entries if "duration" in m]
-            pass_rates.append(f"{sum(m['status'] == 'passed' for m in entries) / max(len(entries), 1):.2f}")
-            medians.append(f"{statistics.median(durations):.1f}" if durations else "")
-        ms_rates, ms_medians = [], []
-        for slug in milestones:
-            entries = [s for r in graded for s in r.get("milestones", []) if s["slug"] == slug]
-            durations = [s["duration"] for s in entries if "duration" in s]
-            ms_rates.append(f"{sum(s['status'] == 'passed' for s in entries) / max(len(entries), 1):.2f}")
-            ms_medians.append(f"{statistics.median(durations):.1f}" if durations else "")
-        writer.writerow(["#pass_rate", "", "", "", *pass_rates, *ms_rates])
-        writer.writerow(["#median_seconds", "", "", "", *medians, *ms_medians])
+    summary = ClassSummary(path, modules, milestones)
+    for name in sorted(results):
+        summary.rows.append((name, results[name].get("output_name", ""), results[name]))
+    summary.finish()

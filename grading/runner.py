@@ -151,6 +151,8 @@ def _short_hash(text: str) -> str:
 def expected_checks(module_key: str, select: str | None = None) -> tuple[str, ...]:
     """The checks a module must have, collected on the reference in a sandbox (cached on disk)."""
     module = _curriculum.load().module(module_key)
+    if not module.has_reference():
+        return _released_checks(module, select)
     fingerprint = _checks_fingerprint(module)
     cache = ROOT / ".kata" / "collected" / f"{module.key}-{fingerprint}-{_short_hash(select) if select else 'all'}.json"
     from grading import integrity
@@ -177,6 +179,26 @@ def expected_checks(module_key: str, select: str | None = None) -> tuple[str, ..
     except OSError:
         pass
     return keys
+
+
+def _released_checks(module: _curriculum.Module, select: str | None) -> tuple[str, ...]:
+    """In a student copy (grading/release.py): the course's list, collected on its reference at release."""
+    from grading import integrity, release
+
+    shipped = release.released_checks(module.key)
+    if shipped is None:
+        raise RuntimeError(f"{module.key}: its reference is not in this tree and {release.MANIFEST} "
+                           "lists no checks for it")
+    if not select:
+        return shipped
+    # Which of them `select` picks: collected with the learner's own katas behind the boundary.
+    with integrity.Guard(ROOT / "katas", tamper_check=False) as guard, \
+            tempfile.TemporaryDirectory(prefix="kata-collect-") as tmp:
+        cmd = pytest_base_args(module.checks_dir(), "katas", None, select) + ["--collect-only"]
+        outcome = sandbox.run(cmd, env=child_env(None, "katas", guard.worker_config("katas")), cwd=tmp,
+                              timeout=120, memory=sandbox.default_memory_limit(), output_cap=4 * 1024 * 1024)
+    chosen = {_nodeid_to_key(l.strip()) for l in outcome.output.splitlines() if "::" in l and not l.startswith(" ")}
+    return tuple(k for k in shipped if k in chosen)
 
 
 _FRAME = re.compile(r"^(?P<path>[^\s:][^:]*\.py):(?P<line>\d+): in (?P<func>\S+)", re.M)
@@ -221,11 +243,114 @@ def _first_meaningful_line(message: str, text: str) -> str:
     return "failed (no message)"
 
 
+# pytest >= 9: "Expected regex: '...'" / "Actual message: '...'"; older: " Regex: ..." / " Input: ..."
+_REGEX_MISMATCH = re.compile(r"Regex pattern did not match\.\s*(?:Expected regex|Regex):\s*(?P<pattern>.*?)\s*"
+                             r"(?:Actual message|Input):\s*(?P<actual>.*)", re.S)
+_DIFF_NOISE = re.compile(r"^(?:Use -v to get (?:more|the full) diff|Full diff:|Omitting \d+ identical items.*|[-+?] .*|"
+                         r"[-+?]|At index \d+ diff:.*|Left contains .*|Right contains .*|Differing items:.*)$")
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception|Warning|Exit|Group)\b")
+
+
+def _wording_mismatch(message: str, text: str) -> str:
+    """'expected the message to match 'dim 3', got: 'dimension 3 out of range'' for a pytest.raises(match=)."""
+    for source in (message or "", "\n".join(l[1:].strip() for l in text.splitlines() if l.startswith("E "))):
+        match = _REGEX_MISMATCH.search(source)
+        if match:
+            pattern = " ".join(match["pattern"].split())
+            actual = " ".join(match["actual"].split())
+            return (f"wrong error message: expected it to match {pattern[:150]}, "
+                    f"got {actual[:200]}")
+    return ""
+
+
+def _assert_source(text: str) -> str:
+    """The source line pytest printed just above the last 'E' block of a --tb=short traceback."""
+    lines = text.splitlines()
+    source = ""
+    for i, line in enumerate(lines):
+        if line.startswith("E ") and i > 0 and not lines[i - 1].startswith("E"):
+            candidate = lines[i - 1].strip()
+            if candidate and not candidate.startswith("^") and not _FRAME.match(lines[i - 1]):
+                source = candidate
+    return source
+
+
+def _summarise_assert(first: str, message: str, text: str) -> str:
+    """One complete line for a bare `AssertionError` or a pytest assert explanation cut at its first line."""
+    bare = first.strip() in ("AssertionError", "AssertionError:", "assert False", "AssertionError: assert False")
+    explanation = (message or "").removeprefix("AssertionError: ")
+    if not bare and not (explanation.startswith("assert ") and "\n" in explanation.strip()):
+        return ""
+    if bare:
+        source = _assert_source(text)
+        return (f"assertion failed without a message: {source[:250]}" if source
+                else "assertion failed without a message (run with -v to see where)")
+    kept: list[str] = []
+    for raw in explanation.splitlines():
+        line = re.sub(r"\s*Use -v to get (?:more|the full) diff\s*", " ", raw).strip()
+        if not line or _DIFF_NOISE.match(line):
+            continue
+        if line.startswith("+  where") or line.startswith("+ where"):
+            line = "(where " + line.split("where", 1)[1].strip() + ")"
+        kept.append(line)
+    summary = " ".join(kept)
+    summary = re.sub(r"\s+", " ", summary).strip()
+    summary += ")" * max(0, summary.count("(") - summary.count(")"))  # the diff lines held the closing ones
+    return summary[:300] if summary else ""
+
+
+_RELATIVE_FRAME = re.compile(r"^(?P<path>[^\s:][^:\n]*\.py)(?P<rest>:\d+: in )", re.M)
+_QUOTED_FRAME = re.compile(r'(?P<head>File ")(?P<path>[^"]+\.py)(?P<tail>")')
+
+
+def _repo_relative(path: str) -> str | None:
+    """'../../katas/01_tensor/tensor.py' (relative to the run's cwd) -> 'katas/01_tensor/tensor.py'."""
+    katas = getattr(_LOCAL, "katas", None)
+    rel = _kata_relative(path, katas) if katas is not None else None
+    if rel:
+        return rel
+    p = Path(path)
+    candidates = [p] if p.is_absolute() else [Path(os.path.normpath(base / p)) for base in (*getattr(_LOCAL, "cwd", ()), ROOT)]
+    for candidate in candidates:
+        try:
+            resolved = candidate.resolve()
+        except OSError:
+            continue
+        if resolved.is_file() or candidate.is_absolute():
+            try:
+                return resolved.relative_to(ROOT.resolve()).as_posix()
+            except ValueError:
+                continue
+    return None
+
+
+def relative_paths(text: str, katas_dir: Path | None) -> str:
+    """Rewrite the traceback's file names to the paths the table uses (repo-relative, katas/...)."""
+    if katas_dir is not None:
+        _LOCAL.katas = katas_dir
+
+    def frame(match: re.Match) -> str:
+        rel = _repo_relative(match["path"])
+        return (rel + match["rest"]) if rel else match.group(0)
+
+    def quoted(match: re.Match) -> str:
+        rel = _repo_relative(match["path"])
+        return (match["head"] + rel + match["tail"]) if rel else match.group(0)
+
+    return _QUOTED_FRAME.sub(quoted, _RELATIVE_FRAME.sub(frame, text))
+
+
 def explain(message: str, text: str, katas_dir: Path | None) -> tuple[str, str]:
     """(plain one-line explanation, kata location) for one failing check."""
     location = _last_kata_location(text, katas_dir)
     first = _first_meaningful_line(message, text)
     not_impl = _NOT_IMPLEMENTED.search(first) or _NOT_IMPLEMENTED.search(message or "")
+    wording = _wording_mismatch(message, text)
+    if wording and not not_impl and "NotImplementedError" in text:
+        # A pristine stub's NotImplementedError (a RuntimeError) caught by pytest.raises(RuntimeError, match=...).
+        not_impl = _NOT_IMPLEMENTED.search(text[text.index("NotImplementedError"):])
+    if not not_impl:
+        first = wording or _summarise_assert(first, message, text) or first
     if not_impl:
         what = (not_impl["what"] or "").rstrip(":") or "a function"
         file = location.rsplit(":", 1)[0] if location else ""
@@ -292,8 +417,8 @@ def parse_junit(path: Path, katas_dir: Path | None) -> tuple[dict[str, CheckResu
         if bad is not None:
             message, text = bad.get("message", ""), bad.text or ""
             plain, location = explain(message, text, katas_dir)
-            results[key] = CheckResult(key, "failed" if failure is not None else "error", plain, text[-4000:],
-                                       location, duration)
+            results[key] = CheckResult(key, "failed" if failure is not None else "error", plain,
+                                       relative_paths(text, katas_dir)[-4000:], location, duration)
         elif skipped is not None:
             results[key] = CheckResult(key, "skipped", skipped.get("message", "skipped")[:300], "", "", duration)
         else:

@@ -158,8 +158,8 @@ class StubReport:
 
 def _pairs(root: Path, modules):
     for module in modules:
-        if not module.is_available(root):
-            continue
+        if not module.is_available(root) or not module.has_reference(root):
+            continue  # a student copy holds no reference for modules whose solutions are not released
         for name in module.files:
             yield module, module.reference_dir(root) / name, module.katas_dir(root) / name
 
