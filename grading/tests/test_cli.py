@@ -177,7 +177,7 @@ def test_batch_grading_writes_one_json_per_submission_and_a_summary(tmp_path):
     assert result.exit_code == 0, result.output
     scores = {name: json.loads((out / f"{name}.json").read_text()) for name in ("alice", "bob", "carol")}
     assert scores["alice"]["score"] == 8.0  # thresholds skipped: 10 - 2 threshold points
-    assert scores["bob"]["modules"][0]["reason"].startswith("crashed with signal SIGSEGV")
+    assert "crashed with signal SIGSEGV" in scores["bob"]["modules"][0]["reason"]
     assert scores["carol"]["score"] == 0
     for name in scores:
         jsonschema.validate(json.loads((out / f"{name}.gradescope.json").read_text()), SCHEMA)
