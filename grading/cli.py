@@ -2,8 +2,8 @@
 
     kata status                 where you are: 20 modules and 6 milestones
     kata check 01               run module 01's checks on your kata and explain failures
-    kata hint 01                the next hint for the first failing check
-    kata watch                  re-run the current module's checks on every save
+    kata hint 01 [--all]        a hint for the first failing check (--all: every hint)
+    kata watch                  re-run the checks of the module whose file you save
     kata milestone perceptron   train a historical model on your framework
     kata grade                  everything, as course staff grade it (--json/--gradescope/...)
     kata stubs [--check]        (re)generate pristine stubs; never overwrites your work
@@ -124,7 +124,8 @@ def status(katas: Path | None) -> None:
             blockers = [f"{n:02d}" for n in milestone.requires if states[n].status != "passed"]
             cached = cached_ms.get(milestone.slug)
             if blockers:
-                status_, note = "locked", "needs " + ", ".join(blockers)
+                status_, note = "locked", (f"needs {state.span(blockers)} passed (or `kata milestone "
+                                           f"{milestone.slug} --fallback reference`)")
             if cached and not blockers:
                 status_, note = cached["status"], cached.get("message", "")
         table.add_row(str(milestone.year), milestone.title, styled(status_),
@@ -210,7 +211,7 @@ def show_run(module: _curriculum.Module, run: runner.ModuleRun, *, limit: int = 
                 if len(seen) < len({(x.id.split("[")[0], x.message) for x in shown}):
                     console.print("[dim]tracebacks of the other failing checks: add --all[/]")
                 break
-    console.print("[dim]Stuck? `kata hint " + f"{module.number:02d}" + "` shows the next hint.[/]")
+    console.print("[dim]Stuck? `kata hint " + f"{module.number:02d}" + "` gives a hint for the first failing check.[/]")
 
 
 def run_module_checks(module: _curriculum.Module, katas_dir: Path, impl: str, *, workers=None, select=None,

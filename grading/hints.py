@@ -1,4 +1,4 @@
-"""`kata hint NN`: the next hint for the first failing check.
+"""`kata hint NN`: a hint for what fails now (`--all`: every hint for every failing check).
 
 Convention (katas/NN_slug/README.md, written by the course)::
 
@@ -9,21 +9,21 @@ Convention (katas/NN_slug/README.md, written by the course)::
     - `test_python_data_becomes_float32`: a second, more revealing hint ...
     - A bullet without a check name is a general hint for the module.
 
-Bullets keyed by a check's function name (without parameters) are given one at a time,
-in order: each `kata hint` shows the next one for the first failing check (progress is
-kept in .kata/hints.json). When the README has none left for that check, the check's
-docstring and then the general bullets are used.
+Bullets keyed by a check's function name (without parameters) are that check's hints, in
+order, followed by the check's docstring and the general bullets. The hint is chosen from
+which checks fail, never from a counter: `kata hint` shows the first hint for the first
+failing check, `kata hint --all` every hint for every failing check. Without any written
+hint, the fallback depends on whether the kata still reaches a `raise NotImplementedError`.
 """
 
 from __future__ import annotations
 
 import ast
-import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from grading import curriculum as _curriculum
-from grading import state
 
 _BULLET = re.compile(r"^[-*]\s+(?:`(?P<key>test_\w+)`\s*:\s*)?(?P<text>.*)$")
 
@@ -75,37 +75,74 @@ def check_docstring(module: _curriculum.Module, check_id: str) -> str | None:
     return None
 
 
-def _progress_path() -> Path:
-    return state.cache_dir() / "hints.json"
-
-
-def next_hint(module: _curriculum.Module, check_id: str, katas_dir: Path, advance: bool = True) -> tuple[str, str, int, int]:
-    """(hint text, source, index shown (1-based), hints available) for the failing check."""
+def candidates(module: _curriculum.Module, check_id: str, katas_dir: Path) -> list[tuple[str, str]]:
+    """Every hint for this check, in the README's order: [(text, source)]."""
     readme = katas_dir / module.key / "README.md"
     if not readme.is_file():
         readme = _curriculum.PROJECT_ROOT / "katas" / module.key / "README.md"
     keyed, general = parse_hints(readme.read_text(encoding="utf-8")) if readme.is_file() else ({}, [])
-    candidates = [(h, "README") for h in keyed.get(function_name(check_id), [])]
+    found = [(h, "README") for h in keyed.get(function_name(check_id), [])]
     doc = check_docstring(module, check_id)
     if doc:
-        candidates.append((doc, "the check's docstring"))
-    candidates += [(h, "README (general)") for h in general]
-    if not candidates:
-        return ("No written hint for this check yet: read the TODO comments above the "
-                "`raise NotImplementedError` it reaches, and the check's source in "
-                f"checks/{module.key}/.", "fallback", 0, 0)
-    try:
-        progress = json.loads(_progress_path().read_text())
-    except (OSError, ValueError):
-        progress = {}
-    key = f"{module.key}::{function_name(check_id)}"
-    index = min(progress.get(key, 0), len(candidates) - 1)
-    if advance:
-        progress[key] = index + 1
+        found.append((doc, "the check's docstring"))
+    found += [(h, "README (general)") for h in general]
+    return found
+
+
+def still_todo(module: _curriculum.Module, katas_dir: Path) -> bool:
+    """Does the kata still `raise NotImplementedError` somewhere (a TODO left)?"""
+    for rel in module.files:
         try:
-            _progress_path().parent.mkdir(parents=True, exist_ok=True)
-            _progress_path().write_text(json.dumps(progress, indent=2))
-        except OSError:
-            pass
-    text, source = candidates[index]
-    return text, source, index + 1, len(candidates)
+            text = (katas_dir / module.key / rel).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        if re.search(r"^\s*raise\s+NotImplementedError\b", text, re.M):
+            return True
+    return False
+
+
+def fallback(module: _curriculum.Module, check_id: str, katas_dir: Path, message: str | None = None) -> str:
+    """What to do when the course wrote no hint: depends on whether this check still reaches a TODO."""
+    name = function_name(check_id)
+    todo = message.startswith("not implemented") if message else still_todo(module, katas_dir)
+    if todo:
+        return ("No written hint for this check yet: read the TODO comments above the "
+                f"`raise NotImplementedError` it reaches, and the check's source in checks/{module.key}/.")
+    return (f"No written hint for this check yet. Your code runs here (no TODO left on this path), so the "
+            f"check fails on what it computes: `kata check {module.number:02d} -k {name} -v` shows the "
+            f"comparison and the traceback; the check's source is in checks/{module.key}/.")
+
+
+@dataclass
+class Hint:
+    check: str  # the failing check's function name
+    text: str
+    source: str  # README | the check's docstring | README (general) | fallback
+    index: int  # 1-based position among this check's hints (0: fallback)
+    count: int  # hints written for this check
+
+
+def choose(module: _curriculum.Module, failing: list[str], katas_dir: Path, *, show_all: bool = False,
+           messages: dict[str, str] | None = None) -> list[Hint]:
+    """The hints for what fails now - no state kept between runs.
+
+    Default: the first hint for the first failing check (checks in the course's order).
+    `show_all`: every hint for every failing check function, in order.
+    """
+    messages = messages or {}
+    out: list[Hint] = []
+    seen: set[str] = set()
+    for check_id in failing:
+        name = function_name(check_id)
+        if name in seen:
+            continue
+        seen.add(name)
+        found = candidates(module, check_id, katas_dir)
+        if not found:
+            out.append(Hint(name, fallback(module, check_id, katas_dir, messages.get(check_id)), "fallback", 0, 0))
+        else:
+            chosen = found if show_all else found[:1]
+            out += [Hint(name, text, source, i + 1, len(found)) for i, (text, source) in enumerate(chosen)]
+        if not show_all:
+            break
+    return out

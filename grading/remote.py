@@ -155,6 +155,7 @@ class Connection:
         return data
 
     def request(self, message: dict, timeout: float | None = None):
+        __tracebackhide__ = True
         if not self.alive():
             self.start()
         if self.released:
@@ -308,11 +309,13 @@ class Proxy:
         return fresh
 
     def _req(self, message: dict):
+        __tracebackhide__ = True
         conn = object.__getattribute__(self, "_conn")
         target = self if self._generation == conn.generation and conn.alive() else self._revive()
         return conn.request({**message, "obj": wire.Ref(target._ref)} if "obj" in message else message)
 
     def __getattr__(self, name: str):
+        __tracebackhide__ = True
         if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)
         conn = self._conn
@@ -327,21 +330,25 @@ class Proxy:
         return value
 
     def __setattr__(self, name: str, value) -> None:
+        __tracebackhide__ = True
         self._req({"op": "setattr", "obj": None, "name": name, "args": [value]})
 
     def __delattr__(self, name: str) -> None:
         self._req({"op": "delattr", "obj": None, "name": name})
 
     def __call__(self, *args, **kwargs):
+        __tracebackhide__ = True
         return self._req({"op": "call", "obj": None, "args": list(args), "kwargs": kwargs})
 
     def __dir__(self):
         return self._builtin("dir")
 
     def _builtin(self, name: str, *extra):
+        __tracebackhide__ = True
         return self._conn.request({"op": "builtin", "name": name, "args": [self, *extra]})
 
     def _operator(self, name: str, *args):
+        __tracebackhide__ = True
         return self._conn.request({"op": "operator", "name": name, "args": list(args)})
 
     def __repr__(self):
@@ -378,6 +385,7 @@ class Proxy:
         return bool(self._operator("contains", self, item))
 
     def __getitem__(self, key):
+        __tracebackhide__ = True
         return self._operator("getitem", self, key)
 
     def __setitem__(self, key, value):
@@ -430,6 +438,7 @@ class _BoundMethod:
         self.proxy, self.name = proxy, name
 
     def __call__(self, *args, **kwargs):
+        __tracebackhide__ = True
         return self.proxy._req({"op": "method", "obj": None, "name": self.name, "args": list(args), "kwargs": kwargs})
 
     def __repr__(self):
@@ -439,9 +448,11 @@ class _BoundMethod:
 def _binary(name: str, reflected: bool = False):
     if reflected:
         def method(self, other):
+            __tracebackhide__ = True
             return self._operator(name, other, self)
     else:
         def method(self, other):
+            __tracebackhide__ = True
             return self._operator(name, self, other)
     return method
 
@@ -466,6 +477,7 @@ class RemoteModule(types.ModuleType):
     """`tinytorch` or `tinytorch.<name>` in the trusted process: attributes come from the worker."""
 
     def __getattr__(self, name: str):
+        __tracebackhide__ = True
         if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)
         target = self.__dict__.get("_kata_proxy")
