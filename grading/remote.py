@@ -249,7 +249,7 @@ class Connection:
         if isinstance(value, wire.Ref):
             proxy = self.proxies.get(value.id)
             if proxy is None:
-                proxy = Proxy._new(self, value.id, path, value.type_id)
+                proxy = _KIND_PROXIES.get(value.kind, Proxy)._new(self, value.id, path, value.type_id)
                 self.proxies[value.id] = proxy
             object.__setattr__(proxy, "_count", proxy._count + 1)
             return proxy
@@ -280,9 +280,11 @@ _ALL_PROXIES_SLOTS = ("_conn", "_ref", "_path", "_generation", "_count", "_type"
 
 
 class Proxy:
-    """A learner-side object seen from the trusted side. Every use is a request to the worker."""
+    # A learner-side object seen from the trusted side. Every use is a request to the worker.
+    # (No class docstring: `proxy.__doc__` is the learner object's.)
 
     __slots__ = _ALL_PROXIES_SLOTS
+    __doc__ = property(lambda self: self.__getattr__("__doc__"))
     __array_ufunc__ = None  # numpy defers `array * proxy` to the proxy's reflected operator
 
     @classmethod
@@ -316,7 +318,7 @@ class Proxy:
 
     def __getattr__(self, name: str):
         __tracebackhide__ = True
-        if name.startswith("__") and name.endswith("__"):
+        if name.startswith("__") and name.endswith("__") and name not in _DESCRIPTIVE_DUNDERS:
             raise AttributeError(name)
         conn = self._conn
         if (self._type, name) in conn.methods and self._generation == conn.generation:
@@ -427,6 +429,50 @@ class Proxy:
             self._conn.request({"op": "builtin", "name": "issubclass", "args": [subclass, self]}))
 
     __hash__ = object.__hash__  # identity: one Proxy per live learner object
+
+
+# Dunder attributes that describe an object (a function's name, a class's docstring) and may be
+# asked of the learner's side; every other dunder is Python's machinery and stays here.
+_DESCRIPTIVE_DUNDERS = frozenset({"__name__", "__qualname__", "__doc__", "__module__", "__wrapped__"})
+
+
+class ListProxy(Proxy):
+    """A learner-side list holding learner objects: by reference, and `isinstance(x, list)` holds."""
+
+    __slots__ = ()
+    __class__ = property(lambda self: list)
+
+
+class DictProxy(Proxy):
+    """A learner-side dict holding learner objects: by reference, and `isinstance(x, dict)` holds."""
+
+    __slots__ = ()
+    __class__ = property(lambda self: dict)
+
+    def keys(self):
+        return list(self)
+
+    def items(self):
+        return [(key, self[key]) for key in self]
+
+    def values(self):
+        return [self[key] for key in self]
+
+
+class GeneratorProxy(Proxy):
+    """The learner's numpy random generator (its state matters): by reference, `isinstance` holds."""
+
+    __slots__ = ()
+    __class__ = property(lambda self: _numpy_generator())
+
+
+def _numpy_generator():
+    import numpy as np
+
+    return np.random.Generator
+
+
+_KIND_PROXIES = {"list": ListProxy, "dict": DictProxy, "generator": GeneratorProxy}
 
 
 class _BoundMethod:

@@ -25,6 +25,7 @@ MAX_FRAME = 1 << 30  # 1 GiB: more than any check or milestone sends at once
 DTYPES = frozenset(np.dtype(t).str.lstrip("<>|=") for t in (
     np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64,
     np.float16, np.float32, np.float64, np.complex64, np.complex128))
+REF_KINDS = ("list", "dict", "generator")
 BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 _HEADER = struct.Struct(">II")  # (json length, number of buffers); each buffer is prefixed by >Q
 
@@ -39,6 +40,7 @@ class Ref:
 
     id: int
     type_id: int = 0  # the reference of the object's class, when the sender tells
+    kind: str = ""  # "list", "dict" or "generator": the builtin the object is (the receiver may mimic it)
 
 
 def _dtype(text: str) -> np.dtype:
@@ -96,7 +98,7 @@ class _Encoder:
             value = self.ref_of(value)
             if value is None:
                 raise TypeError(f"a {kind.__name__} cannot cross to the other side (only plain data and references)")
-        return {"$r": [value.id, value.type_id]}
+        return {"$r": [value.id, value.type_id, value.kind]}
 
 
 def _decode(node: Any, buffers: list[bytes], depth: int = 0) -> Any:
@@ -163,7 +165,8 @@ def _decode(node: Any, buffers: list[bytes], depth: int = 0) -> Any:
             raise WireError("bad random generator state") from None
         return np.random.Generator(bit_generator)
     if tag == "$r":
-        return Ref(int(body[0]), int(body[1]))
+        kind = str(body[2]) if len(body) > 2 else ""
+        return Ref(int(body[0]), int(body[1]), kind if kind in REF_KINDS else "")
     raise WireError(f"unknown tag {tag!r}")
 
 

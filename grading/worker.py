@@ -64,7 +64,8 @@ class Objects:
             self.next_ref += 1
             self.by_ref[ref], self.ref_by_id[id(obj)] = obj, ref
         self.sent[ref] = self.sent.get(ref, 0) + 1
-        return wire.Ref(ref, self.type_ref(type(obj)))
+        kind = {list: "list", dict: "dict", np.random.Generator: "generator"}.get(type(obj), "")
+        return wire.Ref(ref, self.type_ref(type(obj)), kind)
 
     def type_ref(self, kind: type) -> int:
         """Classes are held for the worker's lifetime, so their numbers never change."""
@@ -182,6 +183,38 @@ def handle(request: dict, objects: Objects):
     raise ValueError(f"unknown request {op!r}")
 
 
+_PLAIN = (type(None), bool, int, float, complex, str, bytes, slice, np.dtype)
+
+
+def _plain(value, depth: int = 0) -> bool:
+    """Data that is the same whichever side holds it: numbers, strings, arrays, and containers of those."""
+    if depth > 32:
+        return False
+    if isinstance(value, _PLAIN) and type(value) in (*_PLAIN, type(value)) and type(value).__module__ in (
+            "builtins", "numpy", "numpy.dtypes"):
+        return True
+    if type(value) is np.ndarray or (isinstance(value, np.generic) and type(value).__module__ == "numpy"):
+        return value.dtype != object
+    if type(value) in (list, tuple):
+        return all(_plain(v, depth + 1) for v in value)
+    if type(value) is dict:
+        return all(_plain(k, depth + 1) and _plain(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def _export(value, objects: "Objects"):
+    """What a reply carries: plain data by value; a list or dict holding learner objects by reference
+    (the trusted side may mutate it: `optimizer.param_groups[0]["lr"] = 0.1` must reach the worker);
+    a tuple by value, each element exported the same way."""
+    if type(value) is tuple:
+        return tuple(_export(v, objects) for v in value)
+    if type(value) in (list, dict) and not _plain(value):
+        return objects.ref_of(value)
+    if type(value) is np.random.Generator:
+        return objects.ref_of(value)  # learner state: the trusted side must draw from this one, not a copy
+    return value
+
+
 class _Method:
     """A bound method of the object asked about: sent as its name, called later through "method"."""
 
@@ -218,7 +251,7 @@ def serve(read_fd: int, write_fd: int) -> None:
             elif isinstance(result, _Method):
                 reply = {"ok": None, "method": result.name}
             else:
-                reply = {"ok": result}
+                reply = {"ok": _export(result, objects)}
             reply["s"] = time.perf_counter() - started
             payload = wire.dumps(reply, objects.ref_of)
         except BaseException as err:  # everything the learner's code raises, SystemExit included

@@ -21,9 +21,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from checks.harness import strategies as tst
+from checks.harness.learner_side import learner_side, probes
 from checks.harness.parity import assert_same
 from tinytorch import layers as L
-from tinytorch.activations import ReLU, Tanh
+from tinytorch.activations import ReLU
 from tinytorch.layers import Dropout, Flatten, Linear, Module, Parameter, Sequential
 from tinytorch.tensor import Tensor
 
@@ -165,18 +166,8 @@ def test_initialisation_is_deterministic_under_a_seed():
 # -- Module: registration, names, modes ---------------------------------------------------------------
 
 
-class TwoLayer(Module):
-    def __init__(self, tied: bool = False):
-        super().__init__()
-        self.scale = Parameter(np.ones(3, dtype=np.float32))
-        self.encoder = Linear(4, 3)
-        self.act = Tanh()
-        self.head = Sequential(Linear(3, 5), ReLU(), Linear(5, 2))
-        self.tied = self.encoder if tied else None
-        self.note = "plain attribute"
-
-    def forward(self, x):
-        return self.head(self.act(self.encoder(x) * self.scale))
+helpers = learner_side(__file__)
+TwoLayer = helpers.TwoLayer  # a user-defined Module (checks/03_layers/learner_side.py)
 
 
 class TorchTwoLayer(torch.nn.Module):
@@ -207,7 +198,7 @@ def test_shared_modules_and_parameters_are_counted_once():
 
 def test_children_and_named_modules():
     model = TwoLayer()
-    assert [type(c).__name__ for c in model.children()] == ["Linear", "Sequential"]
+    assert probes().class_names(model.children()) == ["Linear", "Sequential"]
     names = [n for n, _ in model.named_modules()]
     assert names == ["", "encoder", "head", "head.0", "head.2"]
     assert names == [n for n, m in TorchTwoLayer().named_modules() if not isinstance(m, torch.nn.ReLU)]
@@ -230,12 +221,8 @@ def test_reassigning_and_deleting_attributes():
 
 
 def test_assigning_before_super_init_is_a_clear_error():
-    class Forgetful(Module):
-        def __init__(self):
-            self.fc = Linear(2, 2)
-
     with pytest.raises(AttributeError, match=r"super\(\).__init__"):
-        Forgetful()
+        helpers.Forgetful()
     with pytest.raises(NotImplementedError, match="forward"):
         Module()(1)
 
@@ -274,11 +261,11 @@ def test_state_dict_round_trip_reproduces_outputs():
     state = source.state_dict()
     assert all(isinstance(v, np.ndarray) for v in state.values())
     assert not np.array_equal(source(x).numpy(), target(x).numpy())
-    arrays_before = [p.data for p in target.parameters()]
+    buffers = probes().DataBuffers(target.parameters())
     result = target.load_state_dict(state)
     assert result.missing_keys == [] and result.unexpected_keys == []
     np.testing.assert_array_equal(target(x).numpy(), source(x).numpy())
-    assert all(p.data is a for p, a in zip(target.parameters(), arrays_before)), "load in place (optimizers hold them)"
+    assert buffers.all_kept(), "load in place (optimizers hold them)"
 
 
 def test_state_dict_is_a_copy():
@@ -355,7 +342,7 @@ def test_repr_matches_torch():
 
 
 def test_sequential_chains_modules_and_plain_callables():
-    model = Sequential(Linear(3, 4), ReLU(), lambda t: t * 2.0, Linear(4, 1))
+    model = Sequential(Linear(3, 4), ReLU(), helpers.double, Linear(4, 1))
     x = Tensor(np.random.default_rng(2).normal(size=(5, 3)).astype(np.float32))
     expected = model[3](model[2](model[1](model[0](x))))
     np.testing.assert_array_equal(model(x).numpy(), expected.numpy())

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from checks.harness import strategies as tst
 from checks.harness.gradcheck import check_gradients
+from checks.harness.learner_side import learner_side
 from checks.harness.parity import assert_parity, assert_same
 from tinytorch import activations as A
 from tinytorch import autograd as ag
@@ -512,28 +513,13 @@ def test_no_grad_restores_the_mode_on_exceptions():
 
 def test_no_grad_and_enable_grad_as_decorators():
     x = Tensor([1.0, 2.0], requires_grad=True)
-
-    @ag.no_grad()
-    def evaluate(t):
-        """Docstring kept."""
-        assert not is_grad_enabled()
-        return t * 3.0
-
-    @ag.enable_grad()
-    def train_step(t):
-        return t * 3.0
-
+    evaluate, train_step, failing = learner_side(__file__).grad_mode_decorated()
     out = evaluate(x)
     assert out.grad_fn is None and is_grad_enabled()
     assert evaluate.__name__ == "evaluate" and evaluate.__doc__ == "Docstring kept."
     with ag.no_grad():
         assert train_step(x).grad_fn is not None
         assert not is_grad_enabled()
-
-    @ag.no_grad()
-    def failing():
-        raise RuntimeError("inside")
-
     with pytest.raises(RuntimeError, match="inside"):
         failing()
     assert is_grad_enabled()
@@ -555,16 +541,15 @@ def test_register_backward_extends_the_engine_and_unknown_ops_are_named():
     x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
     with pytest.raises(RuntimeError, match="'kata_cube'"):
         Tensor.from_op(x.data**3, "kata_cube", (x,)).sum().backward()
+    helpers = learner_side(__file__)
     try:
-        @ag.register_backward("kata_cube")
-        def _cube_backward(grad, out, inputs, saved):
-            return (grad * 3 * inputs[0].data ** 2,)
-
+        _cube_backward = ag.register_backward("kata_cube")(helpers.cube_backward)
+        assert _cube_backward is helpers.cube_backward, "register_backward returns the rule (a decorator)"
         assert ag.BACKWARD_RULES["kata_cube"] is _cube_backward
         Tensor.from_op(x.data**3, "kata_cube", (x,)).sum().backward()
         np.testing.assert_allclose(x.grad.numpy(), [3.0, 12.0])
         # a rule may return None for an input: that input gets no gradient from this op
-        ag.register_backward("kata_stop")(lambda grad, out, inputs, saved: (None,))
+        ag.register_backward("kata_stop")(helpers.stop_backward)
         y = Tensor(np.array([1.0, 2.0]), requires_grad=True)
         (Tensor.from_op(y.data * 2, "kata_stop", (y,)) + y * 0.0).sum().backward()
         assert y.grad.numpy().tolist() == [0.0, 0.0]
@@ -572,8 +557,7 @@ def test_register_backward_extends_the_engine_and_unknown_ops_are_named():
         Tensor.from_op(z.data, "kata_stop", (z,)).sum().backward()
         assert z.grad is None
     finally:
-        ag.BACKWARD_RULES.pop("kata_cube", None)
-        ag.BACKWARD_RULES.pop("kata_stop", None)
+        helpers.forget_rules("kata_cube", "kata_stop")
 
 
 def test_unbroadcast_sums_back_to_the_input_shape():

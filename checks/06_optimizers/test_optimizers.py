@@ -17,6 +17,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from checks.harness.learner_side import probes
 from checks.harness.parity import assert_same
 from tinytorch import optimizers as O
 from tinytorch.layers import Linear, Parameter, Sequential
@@ -75,14 +76,14 @@ def _pair(name, kwargs, init):
 def test_trajectory_matches_torch_for_50_steps(name, kwargs, seed, dtype):
     init, grads = _problem(seed, dtype)
     params, opt, torch_params, torch_opt = _pair(name, kwargs, init)
-    arrays = [p.data for p in params]
+    buffers = probes().DataBuffers(params)
     for step, step_grads in enumerate(grads, start=1):
         _assign(params, torch_params, step_grads)
         opt.step()
         torch_opt.step()
         for i, (p, tp) in enumerate(zip(params, torch_params)):
             assert_same(p.data, tp.detach(), f"{name}{kwargs} parameter {i} after step {step}")
-    assert all(p.data is a for p, a in zip(params, arrays)), "update p.data in place, never rebind it"
+    assert buffers.all_kept(), "update p.data in place, never rebind it"
     assert all(p.dtype == np.dtype(dtype) for p in params), "the parameters keep their dtype"
     theirs = torch_opt.state_dict()["state"]
     ours = opt.state_dict()["state"]

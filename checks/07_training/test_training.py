@@ -12,7 +12,6 @@ training BIT FOR BIT.
 
 from __future__ import annotations
 
-import io
 import math
 import warnings
 
@@ -23,6 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from checks.harness import strategies as tst
+from checks.harness.learner_side import learner_side
 from checks.harness.parity import assert_same
 from tinytorch import layers as L
 from tinytorch import training as T
@@ -183,18 +183,21 @@ def test_early_stopping_validates(kwargs, fragment):
         T.EarlyStopping(**kwargs)
 
 
+helpers = learner_side(__file__)  # streams, data sources and metrics that live beside the learner's code
+
+
 def test_progress_bar_draws_with_the_standard_library():
-    stream = io.StringIO()
+    stream = helpers.text_stream()
     bar = T.ProgressBar(4, prefix="epoch 1", width=8, stream=stream, min_interval=0.0)
     bar.update(loss=0.5)
     assert stream.getvalue() == "\repoch 1 [==>.....] 1/4 loss=0.5000"
     bar.update(3, loss=0.25)
     bar.close()
     assert stream.getvalue().endswith("\repoch 1 [========] 4/4 loss=0.2500\n")
-    unknown = T.ProgressBar(None, prefix="eval", stream=io.StringIO(), min_interval=0.0)
+    unknown = T.ProgressBar(None, prefix="eval", stream=helpers.text_stream(), min_interval=0.0)
     unknown.update(2)
     assert unknown.render() == "eval 2"
-    throttled = T.ProgressBar(100, stream=io.StringIO(), min_interval=3600.0)
+    throttled = T.ProgressBar(100, stream=helpers.text_stream(), min_interval=3600.0)
     for _ in range(5):
         throttled.update()
     assert throttled.stream.getvalue().count("\r") == 1, "redraws are throttled"
@@ -219,10 +222,8 @@ def _blobs(n=192, seed=0):
 
 
 def _shuffled(x, y, batch=32):
-    def batches(epoch):
-        order = np.random.default_rng(1000 + epoch).permutation(len(x))
-        return [(x[order[i:i + batch]], y[order[i:i + batch]]) for i in range(0, len(x), batch)]
-    return batches
+    """fit()'s data as a function of the epoch (built beside the learner's code)."""
+    return helpers.shuffled(x, y, batch)
 
 
 def _trainer(seed=0, dropout=0.2, own_generator=False, **kwargs):
@@ -244,7 +245,8 @@ def test_fit_learns_and_keeps_a_history():
     assert history["train_loss"][-1] < 0.5 * history["train_loss"][0]
     assert history["val_acc"][-1] >= 0.9
     assert history["lr"][:3] == pytest.approx([0.002, 0.011, 0.02]), "the lr used in each epoch (warmup)"
-    assert trainer.fit(_shuffled(x, y), epochs=6) is history and trainer.epoch == 6, "epochs is the total to reach"
+    assert helpers.refit_returns_the_same_history(trainer, _shuffled(x, y), 6) and trainer.epoch == 6, \
+        "epochs is the total to reach"
 
 
 def test_trainer_fit_equals_a_torch_training_loop():
@@ -279,13 +281,13 @@ def test_evaluate_does_not_learn_nor_record_and_uses_eval_mode():
     x, y = _blobs(64)
     trainer = _trainer(dropout=0.5)
     before = trainer.model.state_dict()
-    outputs = []
-    trainer.metrics["probe"] = lambda out, target: outputs.append(out) or 0.0
+    probe = helpers.Recorder()
+    trainer.metrics["probe"] = probe
     first = trainer.evaluate([(x, y)])
     second = trainer.evaluate([(Tensor(x), Tensor(y))])
     assert first == second, "eval mode: Dropout is the identity, so evaluation is repeatable"
     assert all(np.array_equal(before[k], v) for k, v in trainer.model.state_dict().items())
-    assert outputs[0].grad_fn is None and not outputs[0].requires_grad, "no graph under no_grad"
+    assert probe.outputs[0].grad_fn is None and not probe.outputs[0].requires_grad, "no graph under no_grad"
     assert set(first) == {"loss", "acc", "probe"}
 
 
@@ -322,12 +324,12 @@ def test_early_stopping_stops_fit():
 
 def test_progress_output():
     x, y = _blobs(64)
-    stream = io.StringIO()
+    stream = helpers.text_stream()
     trainer = _trainer(progress=True, stream=stream)
     trainer.fit([(x[:32], y[:32]), (x[32:], y[32:])], 1)
     text = stream.getvalue()
     assert "epoch 1 train [" in text and "2/2" in text and "epoch 1/1: lr=" in text and "train_loss=" in text
-    trainer.fit(lambda epoch: ((x[i:i + 32], y[i:i + 32]) for i in (0, 32)), 2)  # no len(): a count only
+    trainer.fit(helpers.halves_without_len(x, y), 2)  # no len(): a count only
     assert "epoch 2 train 2 loss=" in stream.getvalue()
 
 
@@ -352,7 +354,7 @@ def test_resumed_training_equals_uninterrupted_training_bit_for_bit(own_generato
     full.fit(data, epochs=7, val_data=val)
     first = _trainer(own_generator=own_generator, **stop())
     first.fit(data, epochs=3, val_data=val)
-    target = tmp_path / "ckpt.npz" if to_file else io.BytesIO()
+    target = tmp_path / "ckpt.npz" if to_file else helpers.byte_buffer()
     first.save_checkpoint(target)
     first.fit(data, epochs=5, val_data=val)  # the generators advance: the checkpoint must restore them
     if not to_file:

@@ -20,11 +20,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch.utils import data as tdata
 
+from checks.harness.learner_side import learner_side
 from checks.harness.parity import assert_same
 from tinytorch.data import (
     Compose,
     DataLoader,
-    Dataset,
     Normalize,
     RandomCrop,
     RandomHorizontalFlip,
@@ -48,18 +48,20 @@ def _epoch_ids(loader: DataLoader) -> list[int]:
     return [int(i) for _, ids in loader for i in ids.numpy()]
 
 
-class ListDataset(Dataset):
-    """A plain (non-Tensor) dataset: samples come from a Python list one at a time."""
+helpers = learner_side(__file__)
+ListDataset = helpers.ListDataset  # a user-defined Dataset (checks/08_dataloader/learner_side.py)
+
+
+class TorchListDataset(tdata.Dataset):
+    """The same plain dataset for PyTorch's DataLoader."""
 
     def __init__(self, samples):
         self.samples = samples
-        self.calls = 0
 
     def __len__(self):
         return len(self.samples)
 
     def __getitem__(self, index):
-        self.calls += 1
         return self.samples[index]
 
 
@@ -92,7 +94,7 @@ def test_tensor_dataset_rejects_bad_arrays_clearly(arrays, fragment):
 
 def test_tensor_dataset_applies_its_transform_to_the_inputs_only():
     x = np.arange(8, dtype=np.float32).reshape(2, 1, 2, 2)
-    ds = TensorDataset(x, np.array([0, 1]), transform=lambda a: a * 10)
+    ds = TensorDataset(x, np.array([0, 1]), transform=helpers.times_ten)
     np.testing.assert_array_equal(ds[1][0], x[1] * 10)
     np.testing.assert_array_equal(ds[np.array([1, 0])][0], x[[1, 0]] * 10)
     assert int(ds[1][1]) == 1
@@ -175,16 +177,11 @@ def test_unseeded_shuffle_still_visits_everything():
 
 
 def test_tensor_dataset_takes_the_vectorised_fast_path():
-    calls = []
-
-    class Counting(TensorDataset):
-        def __getitem__(self, index):
-            calls.append(index)
-            return super().__getitem__(index)
-
     x = np.random.default_rng(0).random((1000, 5)).astype(np.float32)
-    loader = DataLoader(Counting(x, np.arange(1000)), batch_size=64, shuffle=True, generator=3)
+    dataset = helpers.Counting(x, np.arange(1000))
+    loader = DataLoader(dataset, batch_size=64, shuffle=True, generator=3)
     batches = list(loader)
+    calls = dataset.calls
     assert len(calls) == len(batches) == 16, (
         f"expected one dataset[index_array] call per batch (16), got {len(calls)} calls:"
         " gather a TensorDataset batch with one fancy-index per array, not one sample at a time"
@@ -245,7 +242,7 @@ def test_custom_dataset_collation_matches_torch(n, batch_size, drop_last, seed):
     ours = ListDataset(samples)
     loader = DataLoader(ours, batch_size=batch_size, shuffle=True, drop_last=drop_last, generator=seed)
     order = np.random.default_rng(seed).permutation(n)
-    _assert_batches_equal(loader, _torch_loader(ListDataset(samples), order, batch_size, drop_last))
+    _assert_batches_equal(loader, _torch_loader(TorchListDataset(samples), order, batch_size, drop_last))
     expected_calls = (n // batch_size) * batch_size if drop_last else n
     assert ours.calls == expected_calls, "a plain Dataset is read one sample at a time, each sample once"
 
@@ -253,7 +250,7 @@ def test_custom_dataset_collation_matches_torch(n, batch_size, drop_last, seed):
 def test_dict_samples_collate_like_torch():
     samples = [{"image": np.full((2,), i, dtype=np.float32), "label": i} for i in range(5)]
     loader = DataLoader(ListDataset(samples), batch_size=2)
-    _assert_batches_equal(loader, _torch_loader(ListDataset(samples), range(5), 2, False))
+    _assert_batches_equal(loader, _torch_loader(TorchListDataset(samples), range(5), 2, False))
 
 
 def test_default_collate_dtypes_and_errors():
@@ -268,14 +265,9 @@ def test_default_collate_dtypes_and_errors():
 
 
 def test_custom_collate_fn_receives_lists_of_samples():
-    seen = []
-
-    def collate(samples):
-        seen.append(len(samples))
-        return len(samples)
-
+    collate = helpers.LengthCollate()
     loader = DataLoader(_dataset(7), batch_size=3, collate_fn=collate)
-    assert list(loader) == [3, 3, 1] and seen == [3, 3, 1]
+    assert list(loader) == [3, 3, 1] and collate.seen == [3, 3, 1]
 
 
 # -- transforms ---------------------------------------------------------------------
@@ -426,10 +418,7 @@ def test_compose_and_a_batch_pipeline_through_the_loader():
 
 
 def test_a_dataset_subclass_must_implement_len_and_getitem():
-    class Incomplete(Dataset):
-        pass
-
     with pytest.raises(NotImplementedError, match="must implement __len__"):
-        len(DataLoader(Incomplete(), batch_size=2))
+        len(DataLoader(helpers.Incomplete(), batch_size=2))
     with pytest.raises(NotImplementedError, match="must implement __getitem__"):
-        next(iter(DataLoader(ListDataset([1, 2]), batch_size=2, collate_fn=lambda s: Incomplete()[0])))
+        next(iter(DataLoader(ListDataset([1, 2]), batch_size=2, collate_fn=helpers.collate_incomplete)))

@@ -20,10 +20,19 @@ from pathlib import Path
 from types import ModuleType
 
 
+def probes() -> ModuleType:
+    """Generic questions only the learner's side can answer (checks/harness/probes.py):
+    identity (`is`) of learner objects and arrays, class names."""
+    return _load(Path(__file__).resolve().parent / "probes.py", "checks_harness_probes")
+
+
 def learner_side(check_file: str) -> ModuleType:
     """The `learner_side.py` beside `check_file`, imported once."""
     path = Path(check_file).resolve().parent / "learner_side.py"
-    name = f"checks_learner_side_{path.parent.name}"
+    return _load(path, f"checks_learner_side_{path.parent.name}")
+
+
+def _load(path: Path, name: str) -> ModuleType:
     from grading import remote
 
     worker = remote.active()
