@@ -227,6 +227,7 @@ def html_report(result: dict) -> str:
                              f"{esc(path.name)}</figcaption></figure>")
     hashes = "".join(f"<tr><td><code>katas/{esc(k)}</code></td><td><code>{esc(v or 'missing')}</code></td></tr>"
                      for k, v in result["integrity"]["kata_sha256"].items())
+    staff = "".join(f"<li>{esc(line)}</li>" for line in integrity_lines(result))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>TinyTorch Katas grade report</title>
 <style>
@@ -247,9 +248,28 @@ graded {esc(result['graded_at'])} in {result['duration']:.1f} s. Learner files u
 <table><tr><th>year</th><th>milestone</th><th>status</th><th>measured</th><th>points</th><th>your modules</th><th>from the reference</th></tr>{''.join(ms_rows)}</table>
 {''.join(plots)}
 <h2>Integrity</h2>
+<ul>{staff}</ul>
 <table><tr><th>kata file</th><th>sha256</th></tr>{hashes}</table>
 </body></html>
 """
+
+
+def integrity_lines(result: dict) -> list[str]:
+    """What course staff should know about how this submission was graded (grading/integrity.py)."""
+    found = result.get("integrity", {})
+    lines = [f"learner code isolation: {found.get('isolation', 'unknown')} (docs/GRADING.md, 'What is enforced where')",
+             f"learner files unchanged by grading: {found.get('learner_files_unchanged')}"]
+    if result.get("aborted"):
+        lines.insert(0, f"ABORTED: {result['aborted']}")
+    for m in result.get("modules", []):
+        checked = m.get("static_check", {})
+        for finding in checked.get("rejections", []):
+            lines.append(f"{m['key']} rejected: {finding}")
+        for finding in checked.get("warnings", []):
+            lines.append(f"{m['key']}: {finding}")
+        if m.get("status") == "rejected" and not checked.get("rejections"):
+            lines.append(f"{m['key']} rejected: {m.get('reason', '')}")
+    return lines
 
 
 def markdown_report(result: dict, chart_name: str = "points.png") -> str:
@@ -265,6 +285,7 @@ def markdown_report(result: dict, chart_name: str = "points.png") -> str:
         lines.append(f"| {s['year']} {s['slug']} | {STATUS_WORDS.get(s['status'], s['status'])} | {s.get('message', '')} | "
                      f"{points_cell(s)} | {', '.join(a.get('from_learner', []))} | "
                      f"{', '.join(a.get('from_reference', []))} |")
+    lines += ["", "## Integrity", ""] + [f"- {line}" for line in integrity_lines(result)]
     lines += ["", "## Kata files graded (sha256)", ""]
     lines += [f"- `katas/{k}`: `{v or 'missing'}`" for k, v in result["integrity"]["kata_sha256"].items()]
     return "\n".join(lines) + "\n"
