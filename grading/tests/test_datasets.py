@@ -267,7 +267,7 @@ def test_mnist_loader_on_fake_idx_files(tmp_path):
     (gzip.compress(b"\x00\x00\x08\x01" + struct.pack(">I", 5) + b"abc"), "truncated"),
     (gzip.compress(b"\x00\x00\x08\x01" + struct.pack(">I", 2) + b"abc"), "more data"),
     (b"not gzip at all", "unreadable"),
-])
+], ids=["not-idx", "short-header", "truncated", "more-data", "not-gzip"])  # gzip bytes hold a timestamp
 def test_read_idx_rejects_malformed_files(tmp_path, body, fragment):
     path = tmp_path / "x.gz"
     path.write_bytes(body)
