@@ -310,7 +310,7 @@ def test_reused_tensor_accumulates_y_equals_x_times_x():
     x, xt = _pair([1.0, -2.0, 3.0])
     (x * x).sum().backward()
     (xt * xt).sum().backward()
-    assert_same(x.grad, xt.grad)
+    assert_same(x.grad, xt.grad, "x.grad")
     np.testing.assert_allclose(x.grad.numpy(), [2.0, -4.0, 6.0])
 
 
@@ -321,7 +321,7 @@ def test_diamond_graph():
         b = a.exp()
         c = a * 3.0
         (b + c * a - a).sum().backward()
-    assert_same(x.grad, xt.grad)
+    assert_same(x.grad, xt.grad, "x.grad")
 
 
 def test_gradients_accumulate_across_backward_calls_until_zeroed():
@@ -329,7 +329,7 @@ def test_gradients_accumulate_across_backward_calls_until_zeroed():
     for _ in range(3):
         (x * x * 2.0).sum().backward()
         (xt * xt * 2.0).sum().backward()
-    assert_same(x.grad, xt.grad)
+    assert_same(x.grad, xt.grad, "x.grad")
     ag.zero_grad([x])
     assert x.grad is None
     (x * 3.0).sum().backward()
@@ -367,7 +367,7 @@ def test_non_scalar_backward_needs_a_gradient():
     upstream = np.array([1.0, -1.0, 0.5])
     (x * x).backward(Tensor(upstream))
     (xt * xt).backward(torch.from_numpy(upstream))
-    assert_same(x.grad, xt.grad)
+    assert_same(x.grad, xt.grad, "x.grad")
     with pytest.raises(RuntimeError, match=r"\(2,\).*\(3,\)"):
         (x * 2.0).backward(Tensor(np.ones(2)))
 
@@ -376,7 +376,7 @@ def test_one_element_output_and_leaf_root():
     x, xt = _pair([[2.0]])
     (x * 3.0).backward()
     (xt * 3.0).backward()
-    assert_same(x.grad, xt.grad)
+    assert_same(x.grad, xt.grad, "x.grad")
     leaf = Tensor(np.ones(3), requires_grad=True)
     leaf.backward(Tensor(np.array([1.0, 2.0, 3.0])))
     assert leaf.grad.numpy().tolist() == [1.0, 2.0, 3.0]
@@ -394,7 +394,7 @@ def test_detach_stops_the_gradient():
     x, xt = _pair([1.0, 2.0])
     (x * x.detach()).sum().backward()
     (xt * xt.detach()).sum().backward()
-    assert_same(x.grad, xt.grad)
+    assert_same(x.grad, xt.grad, "x.grad")
 
 
 def test_deep_chain_of_5000_ops_has_no_recursion_limit():
@@ -456,7 +456,7 @@ def test_second_backward_frees_the_graph_like_torch(case):
     if ours[0] == "error":
         assert "second time" in ours[1] and "retain_graph" in ours[1]
     else:
-        assert_same(x.grad, xt.grad)
+        assert_same(x.grad, xt.grad, "x.grad")
 
 
 @pytest.mark.parametrize("case", SECOND_BACKWARD)
@@ -464,7 +464,7 @@ def test_retain_graph_allows_a_second_backward(case):
     fn = SECOND_BACKWARD[case]
     x, xt = _pair([0.5, -1.0, 2.0])
     assert _second_backward(fn, x, True) == ("ok", "") == _second_backward(fn, xt, True)
-    assert_same(x.grad, xt.grad)
+    assert_same(x.grad, xt.grad, "x.grad")
 
 
 def test_retained_graph_is_freed_by_the_next_plain_backward():

@@ -53,7 +53,7 @@ def describe_mismatch(got: np.ndarray, expected: np.ndarray, rtol: float, atol: 
     )
 
 
-def assert_same(got: Any, expected: Any, what: str = "output", rtol: float | None = None,
+def assert_same(got: Any, expected: Any, what: str = "value", rtol: float | None = None,
                 atol: float | None = None, scale: float = 1.0) -> None:
     """Compare a tinytorch result (Tensor/array/number) with a PyTorch one: shape, dtype, values."""
     got_array, expected_array = _as_numpy(got), _as_numpy(expected)
@@ -130,10 +130,10 @@ def assert_parity(fn: Callable[..., Any], *inputs: Any, grad: bool = False, rtol
             if not g:
                 continue
             expected_grad = x_torch.grad if x_torch.grad is not None else torch.zeros_like(x_torch)
+            what = f"gradient of input {position} (its Tensor's .grad)"
             if x_tt.grad is None:
-                raise AssertionError(f"gradient of input {position}: .grad is None after backward()")
-            assert_same(x_tt.grad, expected_grad, f"gradient of input {position}", rtol, atol,
-                        grad_scale if grad_scale is not None else scale)
+                raise AssertionError(f"{what}: .grad is None after backward()")
+            assert_same(x_tt.grad, expected_grad, what, rtol, atol, grad_scale if grad_scale is not None else scale)
         assert_inputs_unchanged(inputs, tt_inputs, snapshots, "backward()")
     return got
 
