@@ -35,3 +35,12 @@ def stop_backward(grad, out, inputs, saved):
 def forget_rules(*ops: str) -> None:
     for op in ops:
         ag.BACKWARD_RULES.pop(op, None)
+
+
+def array_instead_of_tuple(grad, out, inputs, saved):
+    """A common slip: returning the gradient itself instead of a 1-tuple."""
+    return grad * 2.0
+
+
+def one_gradient_for_two_inputs(grad, out, inputs, saved):
+    return (grad,)

@@ -319,8 +319,10 @@ def backward(root: Tensor, gradient: Tensor | None = None, retain_graph: bool = 
     """
     # TODO: 1. Validate root and gradient; seed grads = {id(root): gradient array in root's dtype}.
     # TODO: 2. Walk _topological_order(root) in reverse. For a non-leaf: look up the rule, refuse
-    #          a released node whose op saves tensors, call the rule, un-broadcast each input's
-    #          gradient to the input's shape and dtype, add it into grads; release node.saved
+    #          a released node whose op saves tensors, call the rule (a rule that returns anything
+    #          but a tuple/list of one gradient per input is a TypeError naming the op, e.g.
+    #          "rule for 'mul' returned ndarray, expected a tuple of one gradient per input (2)"),
+    #          un-broadcast each input's gradient to the input's shape and dtype, add it into grads; release node.saved
     #          (ReleasedSaved) unless retain_graph. For a leaf: accumulate into .grad as a fresh
     #          C-ordered array (np.array(..., order="C")): optimizers stream through it in order.
     raise NotImplementedError('backward: your turn - see the TODOs above')

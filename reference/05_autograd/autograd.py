@@ -476,8 +476,10 @@ def backward(root: Tensor, gradient: Tensor | None = None, retain_graph: bool = 
     """
     # TODO: 1. Validate root and gradient; seed grads = {id(root): gradient array in root's dtype}.
     # TODO: 2. Walk _topological_order(root) in reverse. For a non-leaf: look up the rule, refuse
-    #          a released node whose op saves tensors, call the rule, un-broadcast each input's
-    #          gradient to the input's shape and dtype, add it into grads; release node.saved
+    #          a released node whose op saves tensors, call the rule (a rule that returns anything
+    #          but a tuple/list of one gradient per input is a TypeError naming the op, e.g.
+    #          "rule for 'mul' returned ndarray, expected a tuple of one gradient per input (2)"),
+    #          un-broadcast each input's gradient to the input's shape and dtype, add it into grads; release node.saved
     #          (ReleasedSaved) unless retain_graph. For a leaf: accumulate into .grad as a fresh
     #          C-ordered array (np.array(..., order="C")): optimizers stream through it in order.
     # BEGIN SOLUTION
@@ -512,6 +514,11 @@ def backward(root: Tensor, gradient: Tensor | None = None, retain_graph: bool = 
         if isinstance(node.saved, ReleasedSaved) and _saves_tensors(node):
             raise RuntimeError(SECOND_BACKWARD_MESSAGE)
         input_grads = rule(grad, t, node.inputs, node.saved)
+        if not isinstance(input_grads, (tuple, list)) or len(input_grads) != len(node.inputs):
+            got = (f"{len(input_grads)} gradients" if isinstance(input_grads, (tuple, list))
+                   else type(input_grads).__name__)
+            raise TypeError(f"rule for {node.op!r} returned {got}, expected a tuple of one gradient per input"
+                            f" ({len(node.inputs)})")
         for parent, g in zip(node.inputs, input_grads):
             if g is None or not parent.requires_grad:
                 continue
