@@ -90,7 +90,7 @@ def _saves_tensors(node: Node) -> bool:
 
 
 # ----------------------------------------------------------------------------
-# Helpers the rules share (given)
+# Helpers the rules share: unbroadcast is yours; _expand and _reduced_count are given
 # ----------------------------------------------------------------------------
 
 
