@@ -10,8 +10,9 @@ it everything below; nothing else in the grader makes a trust decision):
    (grading/wire.py). `worker_command` starts that worker in the strongest sandbox the
    machine offers:
      * "namespace" (bubblewrap present and working: Linux with user namespaces, or root):
-       the whole filesystem read-only; reference/, .kata/, .git/, the data folder, the
-       original submission and any `hide` path replaced by empty folders; PyTorch's package
+       only the system folders, this Python with its packages and the course tree exist, all
+       read-only; in the course tree reference/, .kata/, .git/, and any `hide` path are
+       replaced by empty folders; PyTorch's package
        folders replaced by one whose import fails; a private /tmp; one writable scratch
        folder; no network; its own PID namespace, so every process it starts dies with it.
      * "process" (no bubblewrap, e.g. a learner's laptop or a locked-down container): the
@@ -296,6 +297,28 @@ def _package_dirs(names) -> list[Path]:
     return found
 
 
+_SYSTEM_FOLDERS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
+
+
+def _visible_folders(root: Path) -> list[str]:
+    """What the namespace sandbox shows, read-only: the system, this Python and its packages, the
+    course tree. Nothing else (other checkouts, home folders, data, other submissions) exists there."""
+    wanted = [f for f in _SYSTEM_FOLDERS if _os.path.lexists(f)]
+    temp = _os.path.realpath(_tempfile.gettempdir())
+    for entry in (sys.prefix, sys.base_prefix, sys.exec_prefix, *sys.path, str(root)):
+        if not entry or not _os.path.isdir(entry):
+            continue
+        real = _os.path.realpath(entry)
+        if real == "/" or real == temp or real.startswith(temp + "/"):
+            continue
+        wanted.append(real)
+    kept: list[str] = []
+    for folder in sorted(set(wanted), key=len):  # parents first; nested entries are already visible
+        if not any(folder == k or folder.startswith(k.rstrip("/") + "/") for k in kept if not _os.path.islink(k)):
+            kept.append(folder)
+    return kept
+
+
 def worker_command(config: dict) -> tuple[list[str], dict[str, str], str]:
     """(argv, env, cwd) that start the learner's worker with the strongest isolation available.
 
@@ -320,8 +343,13 @@ def worker_command(config: dict) -> tuple[list[str], dict[str, str], str]:
     python = [sys.executable, "-m", "grading.worker", "{READ_FD}", "{WRITE_FD}"]
     if config.get("isolation", "auto") == "process" or not namespaces_available():
         return python, env, str(scratch)
-    bwrap = [_shutil.which("bwrap"), "--die-with-parent", "--unshare-all", "--new-session",
-             "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    bwrap = [_shutil.which("bwrap"), "--die-with-parent", "--unshare-all", "--new-session"]
+    for folder in _visible_folders(root):
+        if _os.path.islink(folder):
+            bwrap += ["--symlink", _os.readlink(folder), folder]
+        else:
+            bwrap += ["--ro-bind", folder, folder]
+    bwrap += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     hidden = [root / "reference", root / ".kata", root / ".git", *[Path(p) for p in config.get("hide", [])]]
     for path in hidden:
         if path.is_dir():

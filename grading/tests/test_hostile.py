@@ -355,3 +355,27 @@ def test_the_static_tripwires_name_what_they_saw():
     assert "getattr() with a computed attribute name" in messages
     assert "__import__() with a computed module name" in messages
     assert integrity.tripwires("from tinytorch.tensor import Tensor\ngetattr(x, 'data')\n", "k.py", exports) == []
+
+
+@namespace_only
+def test_other_checkouts_on_the_machine_are_invisible(tmp_path):
+    """Only the system, Python and the grader's own course tree exist in the sandbox."""
+    other = ROOT.parent / f".kata-hostile-{uuid.uuid4().hex}"
+    secret = other / "reference" / "02_activations" / "activations.py"
+    secret.parent.mkdir(parents=True)
+    secret.write_text("SECRET = 1\n")
+    try:
+        peek = f'''
+try:
+    open({str(secret)!r}).read()
+    raise SystemExit(0)
+except OSError:
+    pass
+'''
+        katas = checkout(tmp_path, (M1.reference_dir() / "tensor.py").read_text() + peek)
+        result, _ = run(katas, modules=[1])
+        assert module(result, M1.key)["status"] == "passed", module(result, M1.key)["reason"]
+    finally:
+        import shutil
+
+        shutil.rmtree(other, ignore_errors=True)
