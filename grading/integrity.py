@@ -304,14 +304,11 @@ def _visible_folders(root: Path) -> list[str]:
     """What the namespace sandbox shows, read-only: the system, this Python and its packages, the
     course tree. Nothing else (other checkouts, home folders, data, other submissions) exists there."""
     wanted = [f for f in _SYSTEM_FOLDERS if _os.path.lexists(f)]
-    temp = _os.path.realpath(_tempfile.gettempdir())
-    for entry in (sys.prefix, sys.base_prefix, sys.exec_prefix, *sys.path, str(root)):
-        if not entry or not _os.path.isdir(entry):
-            continue
-        real = _os.path.realpath(entry)
-        if real == "/" or real == temp or real.startswith(temp + "/"):
-            continue
-        wanted.append(real)
+    prefixes = {_os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix) if p}
+    packages = [p for p in sys.path if p and ("site-packages" in p or "dist-packages" in p)]
+    for entry in (*prefixes, *packages, str(root)):  # never the working folder or other sys.path entries
+        if _os.path.isdir(entry) and _os.path.realpath(entry) != "/":
+            wanted.append(_os.path.realpath(entry))
     kept: list[str] = []
     for folder in sorted(set(wanted), key=len):  # parents first; nested entries are already visible
         if not any(folder == k or folder.startswith(k.rstrip("/") + "/") for k in kept if not _os.path.islink(k)):
@@ -343,13 +340,14 @@ def worker_command(config: dict) -> tuple[list[str], dict[str, str], str]:
     python = [sys.executable, "-m", "grading.worker", "{READ_FD}", "{WRITE_FD}"]
     if config.get("isolation", "auto") == "process" or not namespaces_available():
         return python, env, str(scratch)
-    bwrap = [_shutil.which("bwrap"), "--die-with-parent", "--unshare-all", "--new-session"]
+    # A private /tmp first, so that what is bound next stays visible even if it lives under /tmp.
+    bwrap = [_shutil.which("bwrap"), "--die-with-parent", "--unshare-all", "--new-session", "--tmpfs", "/tmp"]
     for folder in _visible_folders(root):
         if _os.path.islink(folder):
             bwrap += ["--symlink", _os.readlink(folder), folder]
         else:
             bwrap += ["--ro-bind", folder, folder]
-    bwrap += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    bwrap += ["--proc", "/proc", "--dev", "/dev"]
     hidden = [root / "reference", root / ".kata", root / ".git", *[Path(p) for p in config.get("hide", [])]]
     for path in hidden:
         if path.is_dir():
