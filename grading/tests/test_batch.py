@@ -174,7 +174,7 @@ def test_batch_cli_grades_odd_folder_names_and_lists_skips(tmp_path):
     out = tmp_path / "grades"
     result = CliRunner().invoke(main, [
         "grade", "--submissions", str(subs), "--jobs", "2", "--out", str(out), "--modules", "01", "-k", SELECT,
-        "--hypothesis-profile", "kata-smoke", "--timeout", "25", "--memory-limit", "3G", "--no-tamper-check",
+        "--hypothesis-profile", "kata-smoke", "--timeout", "120", "--memory-limit", "3G", "--no-tamper-check",
         "--no-thresholds", "--no-milestones"])
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())

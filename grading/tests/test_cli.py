@@ -173,8 +173,9 @@ def test_batch_grading_writes_one_json_per_submission_and_a_summary(tmp_path):
     make_checkout(subs / "bob", VARIANTS["segfault"])
     make_checkout(subs / "carol", pristine_01())
     out = tmp_path / "grades"
+    # Two submissions graded at once inside a busy test run: give each module run room (a crash is still fast).
     result = kata("grade", "--submissions", subs, "--jobs", "2", "--out", out, "--modules", "1", "-k", SELECT,
-                  *FAST, "--no-thresholds", "--no-milestones")
+                  *FAST, "--timeout", "120", "--no-thresholds", "--no-milestones")
     assert result.exit_code == 0, result.output
     scores = {name: json.loads((out / f"{name}.json").read_text()) for name in ("alice", "bob", "carol")}
     assert scores["alice"]["score"] == 8.0  # thresholds skipped: 10 - 2 threshold points
