@@ -64,7 +64,10 @@ def test_numpy_data_is_shared_not_copied():
 @pytest.mark.parametrize(
     "bad, fragment",
     [("hello", "dtype"), ([1, "a"], "dtype"), ([[1, 2], [3]], "Tensor"), (np.array([1 + 2j]), "complex"),
-     ({"a": 1}, "dict"), (None, "NoneType")],
+     ({"a": 1}, "dict"), (None, "NoneType"),
+     # the bad item in a later position: validating only the first element is a classic bug
+     ([1.0, 2.0, 3.0, "x"], "dtype"), ([[1, 2], [3, 4], [5]], "Tensor"), ([[1.0, 2.0], [3.0, None]], "object"),
+     ([0.5, 1j], "complex"), ([[1, 2], [3, [4, 5]]], "Tensor")],
 )
 def test_non_numeric_data_is_a_clear_type_error(bad, fragment):
     with pytest.raises(TypeError, match=fragment):
@@ -130,7 +133,7 @@ BINARY_OPS = {
 
 
 @pytest.mark.parametrize("op", BINARY_OPS)
-@given(pair=tst.broadcastable_arrays(dtype=np.float32))
+@given(pair=tst.broadcastable_arrays(dtype=tst.float_dtypes))
 def test_binary_ops_broadcast_like_torch(op, pair):
     assert_parity(BINARY_OPS[op], *pair)
 
@@ -143,6 +146,12 @@ def test_float64_is_kept_through_ops(pair):
 @given(tst.arrays(), tst.arrays(exclude_near_zero=0.1).map(lambda a: a.reshape(-1)[:1].reshape(())))
 def test_division(a, b):
     assert_parity(lambda x, y: x / y, a, b)
+
+
+@given(tst.broadcastable_arrays(dtype=tst.float_dtypes, exclude_near_zero=0.1))
+def test_division_by_a_broadcast_tensor(pair):
+    assert_parity(lambda x, y: x / y, *pair)
+    assert_parity(lambda x, y: y / x, *pair)
 
 
 @given(tst.arrays(low=0.1, high=4.0), st.sampled_from([0.5, 1.0, 2.0, 3.0, -1.0]))
@@ -264,9 +273,11 @@ def test_numpy_style_axis_and_keepdims(case):
     np.testing.assert_array_equal(out.numpy(), np.max(array, axis=axis, keepdims=keepdims))
 
 
-def test_reduction_axis_out_of_range():
-    with pytest.raises(IndexError, match="axis 2"):
-        Tensor(np.ones((2, 3))).sum(dim=2)
+@pytest.mark.parametrize("axis", [2, -3, (0, 2), (1, -3)])
+def test_reduction_axis_out_of_range(axis):
+    bad = axis if isinstance(axis, int) else axis[1]
+    with pytest.raises(IndexError, match=f"axis {bad}"):
+        Tensor(np.ones((2, 3))).sum(dim=axis)
 
 
 # -- shape ops -------------------------------------------------------------------------
@@ -274,19 +285,20 @@ def test_reduction_axis_out_of_range():
 
 @st.composite
 def reshape_case(draw):
-    array = draw(tst.arrays(tst.shapes(min_dims=1, max_dims=3)))
+    array = draw(tst.arrays(tst.shapes(min_dims=0, max_dims=4)))
     n = array.size
     factors = [d for d in range(1, n + 1) if n % d == 0]
     first = draw(st.sampled_from(factors))
-    target = draw(st.sampled_from([(n,), (first, n // first), (first, -1), (-1, first, 1)]))
-    return array, target
+    targets = [(n,), (-1,), (first, n // first), (first, -1), (-1, first, 1), (1, -1, 1, first)]
+    return array, draw(st.sampled_from(targets + ([()] if n == 1 else [])))
 
 
 @given(reshape_case())
 def test_reshape(case):
     array, target = case
     assert_parity(lambda x: x.reshape(target), array)
-    assert_parity(lambda x: x.reshape(*target), array)
+    if target:  # torch's reshape() needs at least one argument
+        assert_parity(lambda x: x.reshape(*target), array)
 
 
 def test_reshape_error_names_shapes():
@@ -296,7 +308,7 @@ def test_reshape_error_names_shapes():
 
 @st.composite
 def transpose_case(draw):
-    array = draw(tst.arrays(tst.shapes(min_dims=2, max_dims=4)))
+    array = draw(tst.arrays(tst.shapes(min_dims=1, max_dims=4)))
     dim0 = draw(st.integers(-array.ndim, array.ndim - 1))
     dim1 = draw(st.integers(-array.ndim, array.ndim - 1))
     return array, dim0, dim1
@@ -306,14 +318,22 @@ def transpose_case(draw):
 def test_transpose_and_permute(case):
     array, dim0, dim1 = case
     assert_parity(lambda x: x.transpose(dim0, dim1), array)
-    order = tuple(reversed(range(array.ndim)))
-    assert_parity(lambda x: x.permute(*order), array)
-    assert_parity(lambda x: x.permute(order), array)
+    assert_parity(lambda x: x.permute(*reversed(range(array.ndim))), array)
 
 
-@given(tst.arrays(tst.shapes(min_dims=2, max_dims=2)))
-def test_T_transposes_a_matrix(array):
-    assert_parity(lambda x: x.T, array)
+@given(array=tst.arrays(tst.shapes(min_dims=0, max_dims=4)), data=st.data())
+def test_permute_any_order_with_negative_dims(array, data):
+    order = data.draw(st.permutations(range(array.ndim)))
+    negative = [d - array.ndim if data.draw(st.booleans()) else d for d in order]
+    assert_parity(lambda x: x.permute(tuple(negative)), array)
+    if order:  # torch's permute() needs at least one argument
+        assert_parity(lambda x: x.permute(*order), array)
+
+
+@given(tst.arrays(tst.shapes(min_dims=0, max_dims=4)))
+def test_T_reverses_every_dimension(array):
+    # torch's .T reverses all dims too (deprecated beyond 2-D, so the torch side says it explicitly)
+    assert_parity(lambda x: x.permute(tuple(reversed(range(x.ndim)))) if isinstance(x, torch.Tensor) else x.T, array)
 
 
 def test_shape_op_errors():
@@ -347,9 +367,32 @@ def test_exp_and_log_edge_values_follow_ieee():
 
 
 @pytest.mark.parametrize("name", tst.INDEX_CASES)
-@given(array=tst.indexable_arrays())
+@given(array=tst.indexable_arrays(dtype=tst.float_dtypes))
 def test_indexing_matches_torch(name, array):
     assert_parity(tst.INDEX_CASES[name], array)
+
+
+@pytest.mark.parametrize("make_index", [
+    lambda: Tensor(np.array([2, 0, 2])),
+    lambda: (Tensor(np.array([0, 2, 0])), slice(1, None)),
+    lambda: (slice(None), Tensor(np.array([[1, 1], [0, 2]]))),
+    lambda: (Tensor(np.array([1, 1])), Tensor(np.array([2, 2]))),
+], ids=["alone", "first-in-tuple", "later-in-tuple", "pair"])
+def test_tensor_indices_are_saved_as_numpy_arrays(make_index):
+    # module 05 scatters gradients with the saved index: every Tensor in it must be its .data (an
+    # integer ndarray), or repeated entries stop accumulating there
+    x = Tensor(np.arange(12.0).reshape(3, 4), requires_grad=True)
+    index = make_index()
+    saved = x[index].grad_fn.saved["index"]
+    parts, given_parts = (saved, index) if isinstance(index, tuple) else ((saved,), (index,))
+    assert isinstance(saved, tuple) == isinstance(index, tuple) and len(parts) == len(given_parts)
+    for position, (part, original) in enumerate(zip(parts, given_parts)):
+        if isinstance(original, slice):
+            assert part == original, f"index part {position}: a slice is saved unchanged"
+        else:
+            assert isinstance(part, np.ndarray) and part.dtype == np.int64, (
+                f"index part {position}: a Tensor index must be saved as its integer numpy array, got {part!r}")
+            np.testing.assert_array_equal(part, original.numpy())
 
 
 def test_tensor_indices_and_index_errors():

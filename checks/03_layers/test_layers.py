@@ -419,6 +419,14 @@ def test_dropout_validates_p(p):
 # -- Flatten -------------------------------------------------------------------------------------------
 
 
+@given(array=tst.arrays(tst.shapes(min_dims=1, max_dims=4)), data=st.data())
+def test_flatten_any_rank_and_negative_dims(array, data):
+    start = data.draw(st.integers(-array.ndim, array.ndim - 1))
+    end = data.draw(st.integers(-array.ndim, array.ndim - 1).filter(lambda e: e % array.ndim >= start % array.ndim))
+    assert_same(Flatten(start, end)(Tensor(array)), torch.nn.Flatten(start, end)(torch.from_numpy(array.copy())),
+                f"Flatten({start}, {end}) of shape {array.shape}")
+
+
 @pytest.mark.parametrize("start, end", [(1, -1), (0, -1), (1, 2), (-2, -1), (2, 2), (0, 0)])
 def test_flatten_matches_torch(start, end):
     x = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)

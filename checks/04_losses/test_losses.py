@@ -61,6 +61,19 @@ def test_cross_entropy_matches_torch(reduction, case, smoothing):
     assert_parity(both("cross_entropy", reduction=reduction, label_smoothing=smoothing), *case, scale=10.0)
 
 
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@given(case=tst.classification_case(extreme_slices=True), smoothing=st.sampled_from([0.0, 0.1]))
+def test_cross_entropy_is_stable_when_some_samples_sit_far_from_the_rest(reduction, case, smoothing):
+    # log-sum-exp must subtract each sample's own max: a batch-wide max sends far-away rows to log(0)
+    assert_parity(both("cross_entropy", reduction=reduction, label_smoothing=smoothing), *case, scale=10.0)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@given(pair=tst.same_shape_pair(target_low=0.0, target_high=1.0, extreme_slices=True))
+def test_bce_with_logits_is_stable_when_some_slices_are_extreme(reduction, pair):
+    assert_parity(both("binary_cross_entropy_with_logits", reduction=reduction), *pair, scale=10.0)
+
+
 def test_cross_entropy_custom_ignore_index_and_all_ignored():
     logits = np.array([[1.0, 2.0, 0.5], [0.1, -1.0, 3.0]], dtype=np.float32)
     assert_parity(both("cross_entropy", ignore_index=2), logits, np.array([2, 0]))
@@ -192,6 +205,8 @@ def test_bce_rejects_values_outside_unit_interval():
     "shape, target, error, pattern",
     [((2, 3), np.array([0, 3]), IndexError, r"\b3\b.*3 classes"),
      ((2, 3), np.array([-1, 0]), IndexError, r"-1"),
+     ((4, 3), np.array([0, 1, 2, -2]), IndexError, r"-2"),  # the bad value last: every entry is checked
+     ((2, 3, 2), np.array([[0, 1], [2, 7]]), IndexError, r"\b7\b.*3 classes"),
      ((3,), np.array(5), IndexError, r"\b5\b"),
      ((2, 3), np.array([0, 1, 2]), ValueError, r"\(3,\).*\(2, 3\)"),
      ((2, 3, 4), np.array([[0, 1, 2, 0]]), ValueError, r"\(1, 4\).*\(2, 3, 4\).*\(2, 4\)"),

@@ -152,6 +152,16 @@ def test_load_state_dict_rejects_mismatches():
         O.SGD([Parameter(np.ones(4))], lr=0.1).load_state_dict(state)
 
 
+def test_load_state_dict_checks_every_parameter_not_only_the_first():
+    params = [Parameter(np.ones(3, dtype=np.float32)), Parameter(np.ones(2, dtype=np.float32))]
+    opt = O.SGD(params, lr=0.1, momentum=0.9)
+    for p in params:
+        p.grad = Tensor(np.ones(p.shape, dtype=np.float32))
+    opt.step()
+    with pytest.raises(ValueError, match=r"parameter 1.*\(2,\).*\(4,\)"):
+        O.SGD([Parameter(np.ones(3)), Parameter(np.ones(4))], lr=0.1, momentum=0.9).load_state_dict(opt.state_dict())
+
+
 def test_parameter_groups_have_their_own_hyperparameters():
     init, grads = _problem(3, np.float32, steps=10, shapes=[(3,), (2, 2)])
     params = [Parameter(a.copy()) for a in init]
@@ -219,6 +229,8 @@ def test_bad_parameter_lists():
         O.SGD([], lr=0.1)
     with pytest.raises(TypeError, match="ndarray"):
         O.Adam([np.ones(2)])
+    with pytest.raises(TypeError, match="ndarray"):  # the bad one last: every entry is checked
+        O.Adam([Parameter(np.ones(2)), Parameter(np.ones(3)), np.ones(2)])
     p = Parameter(np.ones(2))
     with pytest.raises(ValueError, match="more than one"):
         O.SGD([{"params": [p]}, {"params": [p]}], lr=0.1)

@@ -84,8 +84,9 @@ def test_tensor_dataset_indexes_rows_of_every_array():
 
 @pytest.mark.parametrize(
     "arrays, fragment",
-    [((), "at least one"), ((np.zeros(3), np.zeros(4)), r"\(3,\).*\(4,\)"), ((np.zeros((2, 2)), np.float32(1.0)), r"\(\)")],
-    ids=["none", "different-lengths", "scalar"],
+    [((), "at least one"), ((np.zeros(3), np.zeros(4)), r"\(3,\).*\(4,\)"), ((np.zeros((2, 2)), np.float32(1.0)), r"\(\)"),
+     ((np.zeros(3), np.zeros((3, 2)), np.zeros(4)), r"\(4,\)"), ((np.zeros(3), np.zeros(3), np.int64(2)), r"\(\)")],
+    ids=["none", "different-lengths", "scalar", "third-length-differs", "third-is-scalar"],
 )
 def test_tensor_dataset_rejects_bad_arrays_clearly(arrays, fragment):
     with pytest.raises(ValueError, match=fragment):

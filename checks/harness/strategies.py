@@ -63,6 +63,8 @@ def arrays(
 def broadcastable_arrays(draw, count: int = 2, dtype=np.float32, max_dims: int = 4, **bounds) -> tuple[np.ndarray, ...]:
     """`count` arrays whose shapes broadcast together (some dimensions are 1 or missing)."""
     drawn = draw(hnp.mutually_broadcastable_shapes(num_shapes=count, max_dims=max_dims, max_side=5))
+    if isinstance(dtype, st.SearchStrategy):  # one dtype for all of them: mixed-dtype promotion is its own check
+        dtype = draw(dtype)
     return tuple(draw(arrays(shape, dtype=dtype, **bounds)) for shape in drawn.input_shapes)
 
 
@@ -106,9 +108,48 @@ def axes(draw, ndim: int, allow_none: bool = True, allow_tuple: bool = True):
 float_dtypes = st.sampled_from(FLOAT_DTYPES)
 
 
+@st.composite
+def with_extreme_slices(draw, array_strategy: st.SearchStrategy, offsets=(-1000.0, 1000.0)) -> np.ndarray:
+    """An array from `array_strategy` with SOME (never all) slices along one axis moved far away.
+
+    A softmax shifted by the global maximum instead of each row's, or a loss that is stable only
+    when every sample sits at one scale, passes while all values are moderate and turns into 0/0
+    when one row is 1000 below another. Shifting whole slices (not single elements) keeps each
+    slice's internal spread, so the exact answer stays well conditioned in float32.
+    Arrays with no axis of length >= 2 come back unchanged.
+    """
+    array = draw(array_strategy)
+    candidates = [axis for axis, size in enumerate(array.shape) if size >= 2]
+    if not candidates:
+        return array
+    axis = draw(st.sampled_from(candidates))
+    size = array.shape[axis]
+    moved = draw(st.lists(st.integers(0, size - 1), min_size=1, max_size=size - 1, unique=True))
+    shift = np.zeros(size, dtype=array.dtype)
+    for index in moved:
+        shift[index] = draw(st.sampled_from(offsets))
+    return array + shift.reshape((size,) + (1,) * (array.ndim - axis - 1))
+
+
+def index_tensor(like, values) -> object:
+    """`values` as an integer index tensor of the framework `like` belongs to (torch or tinytorch).
+
+    Lets one indexing lambda put a Tensor index (alone or inside a tuple) on both sides of a parity check.
+    """
+    array = np.asarray(values, dtype=np.int64)
+    if type(like).__module__.startswith("torch"):
+        import torch
+
+        return torch.from_numpy(array)
+    from tinytorch.tensor import Tensor
+
+    return Tensor(array)
+
+
 # Indexing patterns, each a lambda that runs on tinytorch and on PyTorch, for arrays
 # drawn by `indexable_arrays` (first dimension 3, at least 2-D). Repeated indices matter
-# for gradients: their contributions must accumulate.
+# for gradients: their contributions must accumulate, whether the index is a numpy array,
+# a list or a Tensor, alone or inside a tuple, in the first position or a later one.
 INDEX_CASES = {
     "int": lambda x: x[1],
     "negative": lambda x: x[-1],
@@ -121,6 +162,11 @@ INDEX_CASES = {
     "bool-mask": lambda x: x[np.array([True, False, True])],
     "pair-arrays-repeats": lambda x: x[np.array([0, 1, 0]), np.array([2, 0, 2])],
     "array-and-slice": lambda x: x[np.array([2, 2]), 1:],
+    "list-in-tuple-repeats": lambda x: x[1:, [0, 2, 2, 0]],
+    "tensor-index-repeats": lambda x: x[index_tensor(x, [2, 0, 2])],
+    "tensor-in-tuple-repeats": lambda x: x[index_tensor(x, [0, 2, 0, 0]), 1:],
+    "tensor-pair-repeats": lambda x: x[index_tensor(x, [1, 1, 0]), index_tensor(x, [2, 2, -1])],
+    "slice-then-tensor": lambda x: x[::2, index_tensor(x, [[1, 1], [0, 1]])],
 }
 
 
@@ -138,20 +184,23 @@ def reduction_case(draw, dtype=np.float32):
 
 
 @st.composite
-def same_shape_pair(draw, low=-10.0, high=10.0, target_low=-10.0, target_high=10.0):
-    """(input, target) float arrays of one drawn shape and dtype, e.g. for elementwise losses."""
+def same_shape_pair(draw, low=-10.0, high=10.0, target_low=-10.0, target_high=10.0, extreme_slices=False):
+    """(input, target) float arrays of one drawn shape and dtype, e.g. for elementwise losses.
+    extreme_slices: some slices of the input sit +-1000 away (see `with_extreme_slices`)."""
     dtype = draw(float_dtypes)
     shape = draw(shapes(max_dims=3))
-    return (draw(arrays(shape, dtype=dtype, low=low, high=high)),
+    inputs = arrays(shape, dtype=dtype, low=low, high=high)
+    return (draw(with_extreme_slices(inputs) if extreme_slices else inputs),
             draw(arrays(shape, dtype=dtype, low=target_low, high=target_high)))
 
 
 @st.composite
-def classification_case(draw, ignore: str = "some", ignore_index: int = -100):
+def classification_case(draw, ignore: str = "some", ignore_index: int = -100, extreme_slices: bool = False):
     """Logits (C,), (N, C) or (N, C, d1[, d2]) with int64 class targets of the matching shape.
 
     ignore: "some" marks a random ~30% of batched targets `ignore_index` (possibly all of
     them), "one" marks exactly one sample's targets (the rest keep a defined gradient).
+    extreme_slices: some slices of the logits sit +-1000 away (see `with_extreme_slices`).
     """
     dtype = draw(float_dtypes)
     classes = draw(st.integers(1, 6))
@@ -160,7 +209,7 @@ def classification_case(draw, ignore: str = "some", ignore_index: int = -100):
     extra = draw(shapes(min_dims=1, max_dims=2, max_side=3)) if layout == "spatial" else ()
     shape = (classes,) if layout == "unbatched" else (n, classes) + tuple(extra)
     target_shape = () if layout == "unbatched" else (n,) + tuple(extra)
-    logits = draw(arrays(shape, dtype=dtype))
+    logits = draw(with_extreme_slices(arrays(shape, dtype=dtype)) if extreme_slices else arrays(shape, dtype=dtype))
     target = np.asarray(np.floor(draw(arrays(target_shape, dtype=np.float64, low=0, high=classes - 1e-9))))
     target = target.astype(np.int64)
     if target.ndim and draw(st.booleans()):

@@ -90,8 +90,12 @@ def to_array(data: Any, dtype: Any = None) -> np.ndarray:
     """
     # TODO: 1. A Tensor contributes its .data; a numpy array is used as is.
     # TODO: 2. Anything else goes through np.asarray; ragged lists raise ValueError in numpy:
-    #          turn that into a TypeError that says the data is not a rectangular numeric array.
-    # TODO: 3. Reject non-numeric kinds (strings, objects, complex): message names the dtype.
+    #          turn that into a TypeError whose message contains "Tensor" and the Python type
+    #          (e.g. "cannot build a Tensor from list: ...").
+    # TODO: 3. Reject non-numeric kinds (strings, objects, complex) with a TypeError naming the
+    #          numpy dtype and the Python type, e.g. "dtype object (dict)", "dtype <U5 (str)",
+    #          "dtype complex128 (list)", "dtype object (NoneType)". Check the whole array's dtype,
+    #          not the first element: a bad item may sit anywhere.
     # TODO: 4. Pick the dtype: the requested one, else float32 for Python data, else the array's.
     # TODO: 5. Reject dtypes outside SUPPORTED_DTYPES, listing the supported ones.
     raise NotImplementedError('to_array: your turn - see the TODOs above')
@@ -186,6 +190,7 @@ class Tensor:
 
     def item(self) -> float | int | bool:
         """The value of a one-element tensor as a Python number."""
+        # TODO: any other size is a ValueError naming the shape, e.g. "... got shape (2,)".
         raise NotImplementedError('Tensor.item: your turn - see the TODOs above')
 
     def detach(self) -> "Tensor":
@@ -306,9 +311,11 @@ class Tensor:
         with the batch dimensions (...) broadcast. 0-d operands and mismatched inner
         dimensions raise a ValueError that names both shapes.
         """
-        # TODO: 1. Lift `other`. Reject 0-d operands (ValueError naming the shapes).
-        # TODO: 2. The inner dimensions must agree: a.shape[-1] == b.shape[-2] (or b.shape[0] for 1-D b).
-        # TODO: 3. The batch dimensions must broadcast.
+        # TODO: 1. Lift `other`. Reject 0-d operands: ValueError with "at least 1" (dimension)
+        #          and both shapes as "(2, 3) @ ()".
+        # TODO: 2. The inner dimensions must agree: a.shape[-1] == b.shape[-2] (or b.shape[0] for 1-D b);
+        #          if not, a ValueError with "(2, 3) @ (4, 5)" followed by the two sizes (3 ... 4).
+        # TODO: 3. The batch dimensions must broadcast; if not, a ValueError with the word "batch".
         # TODO: 4. Compute np.matmul and record the op as "matmul".
         raise NotImplementedError('Tensor.matmul: your turn - see the TODOs above')
 
@@ -323,7 +330,8 @@ class Tensor:
     def _reduce(self, fn: Callable, op: str, axis, keepdims: bool) -> "Tensor":
         """Reduce over `axis` (None = all, int, or tuple of ints) and record `op`."""
         # TODO: Normalise axis: None stays None; an int or tuple becomes a tuple of
-        #       non-negative ints. An out-of-range axis is an IndexError naming axis and ndim.
+        #       non-negative ints (-1 is the last). Every out-of-range entry of a tuple is an
+        #       IndexError with "axis <the value as given>", e.g. "axis -3 is out of range ...".
         # TODO: Compute fn(self.data, axis=..., keepdims=...) as an ndarray and record
         #       `op` with saved axis (the normalised tuple or None) and keepdims.
         raise NotImplementedError('Tensor._reduce: your turn - see the TODOs above')
@@ -355,7 +363,8 @@ class Tensor:
 
     def transpose(self, dim0: int = -2, dim1: int = -1) -> "Tensor":
         """Swap two dimensions (default: the last two). Returns a view-like new tensor."""
-        # TODO: Build the permutation that swaps dim0 and dim1 (IndexError if out of range),
+        # TODO: Build the permutation that swaps dim0 and dim1 (IndexError with "dim <value>",
+        #       e.g. "dim 3 is out of range ...", if either is out of range),
         #       apply np.transpose and record op "permute" with saved `dims`.
         raise NotImplementedError('Tensor.transpose: your turn - see the TODOs above')
 
