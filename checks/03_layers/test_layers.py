@@ -240,10 +240,14 @@ def test_train_and_eval_recurse_and_return_self():
 
 def test_zero_grad_clears_or_zeroes():
     model = TwoLayer()
+    model.scale = Parameter(np.ones(3))  # float64, beside the float32 Linear parameters
     for p in model.parameters():
         p.grad = Tensor(np.ones(p.shape, dtype=p.dtype))
     model.zero_grad(set_to_none=False)
-    assert all(p.grad is not None and not p.grad.numpy().any() and p.grad.shape == p.shape for p in model.parameters())
+    for name, p in model.named_parameters():
+        assert p.grad is not None and p.grad.shape == p.shape and not p.grad.numpy().any(), f"{name}.grad: zeros"
+        assert p.grad.dtype == p.dtype, f"{name}.grad: zeros of the parameter's dtype {p.dtype}, got {p.grad.dtype}"
+    del model.scale
     model.encoder.weight.grad = None
     model.zero_grad(set_to_none=False)
     assert model.encoder.weight.grad is None

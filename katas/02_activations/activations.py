@@ -123,7 +123,8 @@ def gelu(x: Tensor, approximate: str = "none") -> Tensor:
     Op "gelu" with saved approximate.
     """
     x = _as_tensor(x)
-    # TODO: validate `approximate` (ValueError naming the bad value and the allowed ones).
+    # TODO: validate `approximate`: a ValueError naming the bad value with repr() (e.g. "got 'erf'")
+    #       and the allowed ones.
     # TODO: compute in float64 for accuracy, cast back to x.dtype, record "gelu" with approximate=...
     raise NotImplementedError('gelu: your turn - see the TODOs above')
 

@@ -105,9 +105,13 @@ def cross_entropy(input: Tensor, target: Tensor, ignore_index: int = -100, reduc
     """
     input = _as_tensor(input)
     target = target if isinstance(target, Tensor) else Tensor(np.asarray(target))  # a list of ints stays int
-    # TODO: 1. Validate: reduction; label_smoothing in [0, 1]; input has >= 1 dim and is float;
-    #          target dtype is an integer kind; target.shape == input.shape without the class dim;
-    #          every target value is in [0, C) or equals ignore_index.
+    # TODO: 1. Validate (each error names the offending value or shapes):
+    #          reduction (_check_reduction); label_smoothing in [0, 1] (ValueError with its value);
+    #          input has >= 1 dim and is float ("class dimension"); target dtype is an integer kind
+    #          (TypeError naming the dtype); target.shape == input.shape without the class dim
+    #          (ValueError naming both shapes and the expected one); EVERY target value (not only the
+    #          first) is in [0, C) or equals ignore_index (IndexError: "target value 7 is out of range
+    #          for 3 classes").
     # TODO: 2. logp = log_softmax(input, dim=class_dim).data   (stable log-sum-exp, module 02).
     # TODO: 3. Gather logp at the target class (np.take_along_axis), with ignored targets replaced
     #          by 0 before gathering and their loss set to 0 afterwards.

@@ -47,7 +47,9 @@ class Optimizer:
         # TODO: 1. params = list(params); empty -> ValueError("optimizer got an empty parameter list").
         # TODO: 2. If the items are dicts they are groups, else one group {"params": params}.
         # TODO: 3. Each group: copy it, fill missing keys from defaults, check every param is a Tensor
-        #          (TypeError naming the type) and that no parameter appears twice (ValueError).
+        #          (TypeError naming the type, e.g. "... one of the params is ndarray") and that no
+        #          parameter appears twice (torch's ValueError: "some parameters appear in more than
+        #          one parameter group").
         # TODO: 4. self.defaults = defaults; self.param_groups = [...]; self.state = {}.
         raise NotImplementedError('Optimizer.__init__: your turn - see the TODOs above')
 
@@ -78,6 +80,12 @@ class Optimizer:
         The number of groups and of parameters per group must match (ValueError otherwise), and so
         must every state array's shape (ValueError naming the parameter index).
         """
+        # TODO: 1. Check the group count ("... parameter groups") and each group's size (torch's
+        #          "... doesn't match the size of optimizer's group").
+        # TODO: 2. Restore the state by parameter index; an array whose shape differs from its
+        #          parameter's is a ValueError naming both: "state 'momentum_buffer' of parameter 1
+        #          has shape (2,), the parameter has shape (4,)". Copy arrays in the parameter's dtype.
+        # TODO: 3. Update each group's hyperparameters (everything but "params").
         raise NotImplementedError('Optimizer.load_state_dict: your turn - see the TODOs above')
 
     def state_nbytes(self) -> int:
