@@ -595,17 +595,20 @@ def activate_from_env() -> Connection | None:
     return activate(json.loads(text))
 
 
-def clean_worker() -> Connection:
+def clean_worker(reference: bool = False) -> Connection:
     """A second worker in the same sandbox that never loads the learner's code: a fair baseline.
 
     Thresholds time the learner's op and the baseline the same way (one request each), and
     the learner's code cannot reach the baseline's process to slow it down.
+    reference: make the course's reference modules importable there (a baseline that is the
+    reference's own op, e.g. conv2d); otherwise only numpy and the standard library are.
     """
     if _ACTIVE is None:
         raise RuntimeError("no learner worker is active")
-    from grading import integrity
+    from grading import curriculum, integrity
 
-    config = {**_ACTIVE.config, "katas": None, "impl": "reference", "lent": []}
+    lent = [module.key for module in curriculum.load().modules] if reference else []
+    config = {**_ACTIVE.config, "katas": None, "impl": "reference", "lent": lent}
     conn = Connection(*integrity.worker_command(config))
     import atexit
 
