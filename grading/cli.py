@@ -537,12 +537,23 @@ def _grade_table(result: dict) -> Table:
     return table
 
 
+def _milestone_slugs(refs: str | None) -> list[str] | None:
+    """'lenet,1986' -> ['lenet', 'mnist-mlp'] (slugs or years); None keeps every milestone."""
+    if not refs:
+        return None
+    try:
+        return [_curriculum.load().milestone(part.strip()).slug for part in refs.split(",") if part.strip()]
+    except _curriculum.CurriculumError as err:
+        raise click.BadParameter(str(err)) from None
+
+
 def _options(impl, fallback, no_milestones, modules, timeout, memory, select, data_dir, out_dir, profile,
-             no_static_check, no_thresholds, run_pristine, seed) -> _grade.GradeOptions:
+             no_static_check, no_thresholds, run_pristine, seed, milestones=None) -> _grade.GradeOptions:
     numbers = None
     if modules:
         numbers = [_module(part).number for part in modules.split(",") if part.strip()]
     return _grade.GradeOptions(impl=impl, fallback=fallback, milestones=not no_milestones, modules=numbers,
+                               milestone_slugs=_milestone_slugs(milestones),
                                timeout=timeout, memory=_memory(memory), select=select, data_dir=data_dir,
                                out_dir=out_dir, hypothesis_profile=profile, static_check=not no_static_check,
                                thresholds=not no_thresholds, run_pristine=run_pristine, seed=seed)
@@ -567,6 +578,8 @@ def write_outputs(result: dict, json_path, gradescope_path, junit_path, report_d
               help="milestones borrow the reference for required modules not passed (the report says so)")
 @click.option("--no-milestones", is_flag=True, help="grade modules only")
 @click.option("--modules", default=None, help="only these modules, e.g. 1,2,3")
+@click.option("--milestones", "milestone_refs", default=None,
+              help="only these milestones, by slug or year, e.g. lenet,1986 (the others are not graded)")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="the full machine-readable result")
 @click.option("--gradescope", "gradescope_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -593,14 +606,14 @@ def write_outputs(result: dict, json_path, gradescope_path, junit_path, report_d
 @click.option("--no-tamper-check", is_flag=True,
               help="do not fail a module when course files change during its run (live author checkouts)")
 @click.option("--seed", type=int, default=0)
-def grade(impl, katas, fallback, no_milestones, modules, json_path, gradescope_path, junit_path, report_dir,
+def grade(impl, katas, fallback, no_milestones, modules, milestone_refs, json_path, gradescope_path, junit_path, report_dir,
           report_format, submissions, jobs, out_dir_batch, data_dir, out_dir, timeout, memory, select, profile,
           no_static_check, no_thresholds, run_pristine, no_tamper_check, seed) -> None:
     """Grade every available module, then the milestones, in isolated processes."""
     impl = _validate_impl(impl)
     options = _options(impl, fallback, no_milestones, modules, timeout, memory, select, data_dir,
                        out_dir if out_dir is not None or submissions is not None else state.milestones_dir(), profile,
-                       no_static_check, no_thresholds, run_pristine, seed)
+                       no_static_check, no_thresholds, run_pristine, seed, milestones=milestone_refs)
     if no_tamper_check:
         options.tamper_check = False
     if submissions is not None:

@@ -42,6 +42,7 @@ class GradeOptions:
     impl: str = "katas"  # katas | reference | "katas,05=reference,..."
     fallback: str | None = None  # None | "reference": lend reference modules to milestones
     milestones: bool = True
+    milestone_slugs: list[str] | None = None  # None: every milestone (when `milestones`)
     modules: list[int] | None = None  # None: every available module
     timeout: float | None = None  # override every manifest timeout (tests, quick runs)
     memory: int | None = None  # bytes; None: KATA_MEMORY_LIMIT or 4 GiB
@@ -271,6 +272,8 @@ def _grade_guarded(katas_dir: Path, options: GradeOptions, guard: integrity.Guar
     milestones = []
     if options.milestones and not any(e.get("project_tampered") for e in modules.values()):
         for milestone in cur.milestones:
+            if options.milestone_slugs is not None and milestone.slug not in options.milestone_slugs:
+                continue
             emit("milestone_start", {"slug": milestone.slug})
             try:
                 entry = grade_milestone(milestone, katas_dir, modules, options, guard)

@@ -218,3 +218,14 @@ def test_milestone_command_unknown_unavailable_and_locked(tmp_path):
         katas = make_checkout(tmp_path, pristine_01())
         result = kata("milestone", str(available.year), "--katas", katas)
         assert result.exit_code == 1 and "locked" in result.output
+
+
+def test_grade_milestone_selection_takes_slugs_or_years_and_names_unknown_ones():
+    import click
+
+    from grading import cli as cli_module
+
+    assert cli_module._milestone_slugs(None) is None
+    assert cli_module._milestone_slugs("lenet, 1986") == ["lenet", "mnist-mlp"]
+    with pytest.raises(click.BadParameter, match="no milestone 'alexnet'"):
+        cli_module._milestone_slugs("1957,alexnet")
