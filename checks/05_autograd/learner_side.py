@@ -109,3 +109,23 @@ def grad_storage(leaves, others=()) -> list:
                                              if key != ("grad", i) and np.shares_memory(array, other)])
         report.append(entry)
     return report
+
+
+def linear_gradient_layouts(x, weight, bias):
+    """For linear(x, weight, bias) summed and backpropagated: {name: (C-contiguous, writeable,
+    dtype name, values unchanged)} of each input's .grad, read where the arrays live."""
+    import numpy as np
+
+    from tinytorch.layers import linear
+    from tinytorch.tensor import Tensor
+
+    tensors = {name: Tensor(np.array(a), requires_grad=True) for name, a in
+               (("x", x), ("weight", weight), ("bias", bias))}
+    before = {name: t.data.copy() for name, t in tensors.items()}
+    linear(tensors["x"], tensors["weight"], tensors["bias"]).sum().backward()
+    result = {}
+    for name, t in tensors.items():
+        g = t.grad.data
+        result[name] = (bool(g.flags.c_contiguous), bool(g.flags.writeable), g.dtype.name,
+                        bool(np.array_equal(t.data, before[name])))
+    return result

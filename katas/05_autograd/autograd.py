@@ -52,7 +52,7 @@ BACKWARD_RULES: dict[str, Rule] = {}
 
 # Ops whose backward reads saved tensor values (PyTorch frees those after backward()).
 SAVES_TENSORS = {
-    "mul", "div", "pow", "matmul", "max", "exp", "log",
+    "mul", "div", "pow", "matmul", "max", "exp", "log", "linear",
     "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "softmax", "log_softmax",
     "mse_loss", "cross_entropy", "binary_cross_entropy", "binary_cross_entropy_with_logits",
 }
@@ -207,6 +207,24 @@ def _exp_backward(grad, out, inputs, saved):
 @register_backward("log")
 def _log_backward(grad, out, inputs, saved):
     raise NotImplementedError('_log_backward: your turn - see the TODOs above')
+
+
+# ----------------------------------------------------------------------------
+# Rule for module 03's linear op: y = x @ W.T + b, one node per layer
+# ----------------------------------------------------------------------------
+
+
+@register_backward("linear")
+def _linear_backward(grad, out, inputs, saved):
+    # y = x @ W.T + b with x (..., in) flattened to N rows. Written as G.T @ X, the weight's gradient
+    # comes out of the GEMM already C-contiguous in W's (out, in) layout; matmul's rule on x @ W.T
+    # gives (X.T @ G).T, a transposed view that the engine has to copy into C order.
+    # TODO: 1. inputs are (x, W) or (x, W, b). N = math.prod(x.shape[:-1]) (not -1: x may be empty);
+    #          G = grad.reshape(N, out_features); X = x.data.reshape(N, in_features).
+    # TODO: 2. Only for inputs that require grad (None for the others):
+    #          dx = (G @ W.data).reshape(x.shape);  dW = G.T @ X;  db = G.sum(axis=0).
+    # TODO: 3. Return one gradient per input: (dx, dW) or (dx, dW, db).
+    raise NotImplementedError('_linear_backward: your turn - see the TODOs above')
 
 
 # ----------------------------------------------------------------------------

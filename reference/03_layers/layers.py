@@ -8,7 +8,8 @@ in `forward`. This module gives tinytorch the torch.nn skeleton:
     Module                     parameters(), named_parameters(), children(), named_modules(),
                                train()/eval(), state_dict()/load_state_dict(), zero_grad(),
                                num_parameters(), parameter_nbytes(), a torch-like repr
-    Linear(in, out, bias, init, generator)   y = x @ W.T + b, W of shape (out, in) as in torch
+    linear(x, weight, bias=None)   y = x @ W.T + b as ONE recorded op, "linear" (torch.nn.functional.linear)
+    Linear(in, out, bias, init, generator)   the module around it, W of shape (out, in) as in torch
     Sequential(*layers)        a chain of Modules or plain callables (module 02's ReLU() ...)
     Dropout(p, generator)      inverted dropout: zero with probability p, scale the rest by 1/(1-p)
     Flatten(start_dim, end_dim)
@@ -17,8 +18,13 @@ Randomness is explicit and reproducible: `manual_seed(seed)` resets the
 module-level numpy Generator that Linear's initialisation and Dropout use by
 default; any of them also accepts its own `generator=np.random.Generator`.
 
-Forward passes are built only from Tensor ops (module 01) and activations
-(module 02), so module 05's autograd differentiates them without new rules.
+Forward passes are built from Tensor ops (module 01) and activations (module 02),
+with one exception, for speed: `linear` computes x @ W.T + b in numpy and records it
+as a single op, "linear", through the documented hook Tensor.from_op. Module 05
+gives that op its backward rule, which writes the weight's gradient directly in the
+weight's (out, in) layout: composed from `@`, `.T` and `+`, the gradient would
+arrive as a transposed view that has to be copied into C order, and the graph would
+hold three nodes per layer instead of one.
 """
 
 from __future__ import annotations
@@ -337,12 +343,67 @@ class Module:
 
 
 # ----------------------------------------------------------------------------
+# The linear op (functional form, as torch.nn.functional.linear)
+# ----------------------------------------------------------------------------
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """y = x @ weight.T + bias, recorded as ONE op "linear" for module 05 to differentiate.
+
+    x: (..., in) - any number of leading dimensions, also none (a 1-D x gives (out,));
+    weight: (out, in), torch's layout; bias: (out,) or None. Returns (..., out).
+    The dtype follows numpy's promotion of x and weight (float32 with float32).
+    Recorded with Tensor.from_op(y, "linear", (x, weight, bias)), or (x, weight) without a bias;
+    nothing is saved besides the inputs.
+
+    Why one op instead of `x @ weight.T + bias`: the composed version records three nodes
+    (permute, matmul, add) and its weight gradient comes back as the transpose of an (in, out)
+    array, which the engine then copies into the weight's C order. For the (256, 784) layer of
+    the 784-256-128-10 MLP that transposing copy takes 0.19 ms of a ~2 ms training step (a plain
+    copy: 0.02 ms). Here the GEMM runs on a 2-D view, numpy hands the transposed weight to BLAS
+    as a flag (no copy), and the bias is added in place. See the lesson for the measured effect.
+    A wrong shape is a ValueError naming the shapes.
+    """
+    # TODO: 1. Wrap non-Tensors with Tensor(...). Check: weight is 2-D; x has >= 1 dim and
+    #          x.shape[-1] == weight.shape[1]; bias (if given) has shape (weight.shape[0],).
+    #          Each a ValueError naming the shapes.
+    # TODO: 2. Flatten x to 2-D: rows = x.data.reshape(math.prod(x.shape[:-1]), in_features)
+    #          (math.prod, not -1: -1 cannot be resolved when x has no elements).
+    # TODO: 3. y = rows @ weight.data.T (np.matmul: the .T is a view that BLAS reads transposed);
+    #          add the bias IN PLACE (np.add(y, bias.data, out=y): y is ours, no temporary; only a
+    #          float64 bias on a float32 y needs a new array), then reshape y to x.shape[:-1] + (out_features,).
+    # TODO: 4. Return Tensor.from_op(y, "linear", (x, weight, bias)) - or (x, weight) when bias is None.
+    # BEGIN SOLUTION
+    x = x if isinstance(x, Tensor) else Tensor(x)
+    weight = weight if isinstance(weight, Tensor) else Tensor(weight)
+    if weight.ndim != 2:
+        raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got shape {weight.shape}")
+    out_features, in_features = weight.shape
+    if x.ndim == 0 or x.shape[-1] != in_features:
+        raise ValueError(f"linear: input shape {x.shape} does not end in in_features={in_features}"
+                         f" (weight shape {weight.shape})")
+    inputs: tuple[Tensor, ...] = (x, weight)
+    if bias is not None:
+        bias = bias if isinstance(bias, Tensor) else Tensor(bias)
+        if bias.shape != (out_features,):
+            raise ValueError(f"linear: bias shape {bias.shape} must be (out_features,) = ({out_features},)"
+                             f" for weight shape {weight.shape}")
+        inputs = (x, weight, bias)
+    rows = x.data.reshape(math.prod(x.shape[:-1]), in_features)
+    y = np.matmul(rows, weight.data.T)
+    if bias is not None:  # in place (y is ours), unless the bias has the wider dtype
+        y = np.add(y, bias.data, out=y if np.result_type(y, bias.data) == y.dtype else None)
+    return Tensor.from_op(y.reshape(x.shape[:-1] + (out_features,)), "linear", inputs)
+    # END SOLUTION
+
+
+# ----------------------------------------------------------------------------
 # Layers
 # ----------------------------------------------------------------------------
 
 
 class Linear(Module):
-    """y = x @ W.T + b for x of shape (..., in_features); y has shape (..., out_features).
+    """y = x @ W.T + b for x of shape (..., in_features); y has shape (..., out_features), via `linear`.
 
     weight: Parameter (out_features, in_features) - torch's layout, so weights copy across.
     bias:   Parameter (out_features,) or None when bias=False.
@@ -382,7 +443,8 @@ class Linear(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """x: (..., in_features) -> (..., out_features). A wrong last dimension is a ValueError naming both."""
-        # TODO: check x.shape[-1]; then x @ self.weight.T (+ self.bias): Tensor ops, so autograd works.
+        # TODO: wrap a non-Tensor x; check x.shape[-1] (the message names x.shape and in_features);
+        #       then return linear(x, self.weight, self.bias): one recorded op.
         # BEGIN SOLUTION
         x = x if isinstance(x, Tensor) else Tensor(x)
         if x.ndim == 0 or x.shape[-1] != self.in_features:
@@ -390,8 +452,7 @@ class Linear(Module):
                 f"Linear: input shape {x.shape} does not end in in_features={self.in_features}"
                 f" (weight shape {self.weight.shape})"
             )
-        out = x @ self.weight.T
-        return out if self.bias is None else out + self.bias
+        return linear(x, self.weight, self.bias)
         # END SOLUTION
 
     def extra_repr(self) -> str:

@@ -50,7 +50,7 @@ BACKWARD_RULES: dict[str, Rule] = {}
 
 # Ops whose backward reads saved tensor values (PyTorch frees those after backward()).
 SAVES_TENSORS = {
-    "mul", "div", "pow", "matmul", "max", "exp", "log",
+    "mul", "div", "pow", "matmul", "max", "exp", "log", "linear",
     "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "softmax", "log_softmax",
     "mse_loss", "cross_entropy", "binary_cross_entropy", "binary_cross_entropy_with_logits",
 }
@@ -279,6 +279,39 @@ def _log_backward(grad, out, inputs, saved):
     # BEGIN SOLUTION
     with np.errstate(divide="ignore", invalid="ignore"):
         return (grad / inputs[0].data,)
+    # END SOLUTION
+
+
+# ----------------------------------------------------------------------------
+# Rule for module 03's linear op: y = x @ W.T + b, one node per layer
+# ----------------------------------------------------------------------------
+
+
+@register_backward("linear")
+def _linear_backward(grad, out, inputs, saved):
+    # y = x @ W.T + b with x (..., in) flattened to N rows. Written as G.T @ X, the weight's gradient
+    # comes out of the GEMM already C-contiguous in W's (out, in) layout; matmul's rule on x @ W.T
+    # gives (X.T @ G).T, a transposed view that the engine has to copy into C order.
+    # TODO: 1. inputs are (x, W) or (x, W, b). N = math.prod(x.shape[:-1]) (not -1: x may be empty);
+    #          G = grad.reshape(N, out_features); X = x.data.reshape(N, in_features).
+    # TODO: 2. Only for inputs that require grad (None for the others):
+    #          dx = (G @ W.data).reshape(x.shape);  dW = G.T @ X;  db = G.sum(axis=0).
+    # TODO: 3. Return one gradient per input: (dx, dW) or (dx, dW, db).
+    # BEGIN SOLUTION
+    x, weight = inputs[0], inputs[1]
+    out_features, in_features = weight.shape
+    rows = math.prod(x.shape[:-1])  # not -1: a reshape cannot infer it when x has no elements
+    g = grad.reshape(rows, out_features)
+    grad_x = grad_w = grad_b = None
+    if x.requires_grad:
+        grad_x = np.matmul(g, weight.data).reshape(x.shape)
+    if weight.requires_grad:
+        grad_w = np.matmul(g.T, x.data.reshape(rows, in_features))
+    if len(inputs) == 2:
+        return grad_x, grad_w
+    if inputs[2].requires_grad:
+        grad_b = g.sum(axis=0)
+    return grad_x, grad_w, grad_b
     # END SOLUTION
 
 
