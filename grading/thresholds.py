@@ -185,7 +185,6 @@ def conv2d_step(max_ratio: float) -> dict:
     """
     import numpy as np
 
-
     rng = np.random.default_rng(9)
     x = rng.standard_normal((16, 8, 32, 32), dtype=np.float32)
     w = (rng.standard_normal((16, 8, 3, 3), dtype=np.float32) * 0.1).astype(np.float32)
@@ -361,7 +360,6 @@ def fused_cross_entropy_step(max_ratio: float) -> dict:
     """
     import numpy as np
 
-
     rng = np.random.default_rng(18)
     z = (rng.standard_normal((4096, 1000), dtype=np.float32) * 3).astype(np.float32)
     t = rng.integers(0, 1000, 4096).astype(np.int64)
@@ -399,7 +397,6 @@ def fused_bias_gelu_step(max_ratio: float) -> dict:
     with one recorded op). Calling module 02's gelu inside the fused op is ~1.0. max_ratio 0.5.
     """
     import numpy as np
-
 
     rng = np.random.default_rng(18)
     x = rng.standard_normal((1024, 1024), dtype=np.float32)
