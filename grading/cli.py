@@ -129,7 +129,7 @@ def status(katas: Path | None) -> None:
             if cached and not blockers:
                 status_, note = cached["status"], cached.get("message", "")
         table.add_row(str(milestone.year), milestone.title, styled(status_),
-                      f"{milestone.metric} >= {milestone.target:g}", note)
+                      milestone.target_text(), note)
     console.print(table)
     console.print(points_total(states, cached_ms))
     nxt = state.current_module(katas_dir)

@@ -8,6 +8,7 @@ package and the README table.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -46,6 +47,10 @@ class Threshold:
 
 
 THRESHOLD_KINDS = ("ratio",)
+# A milestone's goal: "max" (higher is better: passes when value >= target, the default) or "min"
+# (lower is better, e.g. a loss: passes when value <= target). The comparison lives in
+# Milestone.passes and its wording in Milestone.target_text; everything else asks them.
+MILESTONE_GOALS = {"max": (">=", "≥"), "min": ("<=", "≤")}
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,19 @@ class Milestone:
     points: float
     timeout: float
     data: tuple[str, ...] = ()
+    goal: str = "max"
+
+    def passes(self, value: float | None) -> bool:
+        """Whether a measured value meets the target. No value (an unfinished kata) or a non-finite
+        one never passes, whichever the goal."""
+        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return False
+        return value >= self.target if self.goal == "max" else value <= self.target
+
+    def target_text(self, unicode: bool = False) -> str:
+        """'test_accuracy >= 0.95' or 'val_loss <= 1.75' (≥/≤ with unicode=True, for tables)."""
+        ascii_op, unicode_op = MILESTONE_GOALS[self.goal]
+        return f"{self.metric} {unicode_op if unicode else ascii_op} {self.target:g}"
 
     def script_path(self, root: Path = PROJECT_ROOT) -> Path:
         return root / self.script
@@ -187,6 +205,9 @@ def _validate(curriculum: Curriculum) -> None:
         for req in milestone.requires:
             if not 1 <= req <= len(numbers):
                 raise CurriculumError(f"milestone {milestone.slug}: requires unknown module {req}")
+        if milestone.goal not in MILESTONE_GOALS:
+            raise CurriculumError(f"milestone {milestone.slug}: goal must be one of {tuple(MILESTONE_GOALS)},"
+                                  f" got {milestone.goal!r}")
 
 
 def parse(text: str) -> Curriculum:
@@ -228,6 +249,7 @@ def parse(text: str) -> Curriculum:
                 points=float(m["points"]),
                 timeout=float(m.get("timeout", 600)),
                 data=tuple(m.get("data", ())),
+                goal=m.get("goal", "max"),
             )
             for m in raw.get("milestones", ())
         )

@@ -36,7 +36,7 @@ def render(cur: curriculum.Curriculum | None = None, root: Path = curriculum.PRO
         needs = ", ".join(f"{n:02d}" for n in s.requires)
         status = "available" if s.is_available(root) else "not yet available"
         lines.append(
-            f"| {s.year} | {s.title} | `{s.slug}` | {needs} | {s.metric} ≥ {s.target:g} | {s.points:g} | {status} |"
+            f"| {s.year} | {s.title} | `{s.slug}` | {needs} | {s.target_text(unicode=True)} | {s.points:g} | {status} |"
         )
     return "\n".join(lines)
 

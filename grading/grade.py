@@ -196,7 +196,8 @@ def milestone_assembly(milestone: _curriculum.Milestone, modules: dict[int, dict
 def grade_milestone(milestone: _curriculum.Milestone, katas_dir: Path, modules: dict[int, dict],
                     options: GradeOptions, guard: integrity.Guard) -> dict:
     entry: dict = {"slug": milestone.slug, "year": milestone.year, "title": milestone.title,
-                   "metric": milestone.metric, "target": milestone.target, "points_max": milestone.points,
+                   "metric": milestone.metric, "target": milestone.target, "goal": milestone.goal,
+                   "points_max": milestone.points,
                    "points": 0.0, "value": None, "available": milestone.is_available(), "requires":
                    [f"{n:02d}" for n in milestone.requires]}
     if not milestone.is_available():
@@ -213,6 +214,8 @@ def grade_milestone(milestone: _curriculum.Milestone, katas_dir: Path, modules: 
     entry.update(status=result.status, value=result.value, message=integrity.scrub(result.message, 500),
                  duration=result.duration, artifacts=result.artifacts,
                  output_tail=integrity.scrub(result.output_tail[-3000:], 3000))
+    if result.status == "data missing":  # the course did not provide its dataset: shown, not scored (0/0)
+        entry["available"] = False
     if result.status == "passed":
         entry["points"] = milestone.points
     return entry

@@ -632,8 +632,10 @@ def run_milestone(milestone: _curriculum.Milestone, katas_dir: Path | None, impl
                   memory: int | None = None, seed: int = 0, on_output=None, guard=None) -> MilestoneRunResult:
     """Run a milestone script (trusted) on the learner's framework (sandboxed worker).
 
-    It passes only on the metric in the result file the grader chose; the script keeps the
-    test labels on the trusted side and computes the metric from the worker's predictions.
+    It passes only on the metric in the result file the grader chose, compared with the target
+    in the manifest's direction (`milestone.passes`: goal "max" or "min"); the script keeps the
+    test labels on the trusted side and computes the metric from the worker's predictions. A
+    result with no value and an "error" detail (an unfinished kata) is "missed", never passed.
     """
     if guard is None and katas_dir is not None:
         from grading import integrity
@@ -669,6 +671,18 @@ def run_milestone(milestone: _curriculum.Milestone, katas_dir: Path | None, impl
                 output_tail=outcome.output[-4000:])
     crashed = outcome.describe()
     value = data.get("value") if isinstance(data, dict) else None
+    details = data.get("details") if isinstance(data, dict) else None
+    if not crashed and isinstance(data, dict) and data.get("status") == "data_missing" and value is None:
+        # The script (course code, trusted side) could not find its dataset: no verdict either way.
+        why = details.get("message", "") if isinstance(details, dict) else ""
+        return MilestoneRunResult(status="data missing", value=None, message=f"data missing: {why}"[:500], **base)
+    unfinished = details.get("error") if isinstance(details, dict) else None
+    if (not crashed and value is None and isinstance(unfinished, str)
+            and data.get("metric") in (None, milestone.metric)):
+        # The harness's not_implemented path: nothing was measured, so it misses whatever the goal.
+        return MilestoneRunResult(status="missed", value=None,
+                                  message=f"{milestone.metric} not measured: {unfinished[:300]}"
+                                          f" (target: {milestone.target_text()})", **base)
     if crashed or not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
         why = crashed or (f"no result written (exit code {outcome.returncode})" if data is None
                           else "the result file has no finite 'value'")
@@ -678,8 +692,8 @@ def run_milestone(milestone: _curriculum.Milestone, katas_dir: Path | None, impl
     if data.get("metric") not in (None, milestone.metric):
         return MilestoneRunResult(status="error", value=None,
                                   message=f"the script measured {data.get('metric')!r}, not {milestone.metric!r}", **base)
-    passed = value >= milestone.target
+    passed = milestone.passes(value)  # the manifest's goal decides the direction, never the script
     artifacts = [str(a) for a in data.get("artifacts", []) if isinstance(a, str) and Path(a).is_file()]
-    message = f"{milestone.metric} = {value:.4f} (target >= {milestone.target:g})"
+    message = f"{milestone.metric} = {value:.4f} (target: {milestone.target_text()})"
     return MilestoneRunResult(status="passed" if passed else "missed", value=float(value), message=message,
                               artifacts=artifacts, **base)

@@ -10,8 +10,9 @@ is the plumbing around it (no ML here):
     run.plot_path("decision_boundary.png")      # where to save figures
     raise SystemExit(run.finish(measured_accuracy, details={...}))
 
-A NotImplementedError from an unfinished kata becomes one line and a metric of 0
-through `run.not_implemented(err)`.
+A NotImplementedError from an unfinished kata becomes one line and NO metric (value
+None, never a pass, whichever way the manifest's `goal` compares) through
+`run.not_implemented(err)`.
 
 Flags every script accepts:
     --impl katas|reference|mix   which tinytorch to assemble (sets TINYTORCH_IMPL)
@@ -20,13 +21,16 @@ Flags every script accepts:
     --result-json PATH           where the grader reads the measured metric
     --seed N                     the random seed (default 0)
 
-The verdict compares the measured metric with the manifest's target; the
-grader reads the metric from --result-json, never from the exit code alone.
+The verdict compares the measured metric with the manifest's target in the
+direction of its `goal` (Milestone.passes: "max" passes at value >= target, "min"
+at value <= target); the grader reads the metric from --result-json, never from
+the exit code alone.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -72,7 +76,7 @@ class MilestoneRun:
         run = cls(milestone, args)
         run._install_unfinished_kata_hook()
         run.log(f"{milestone.year} - {milestone.title}")
-        run.log(f"target: {milestone.metric} >= {milestone.target:g}   (tinytorch: {os.environ.get('TINYTORCH_IMPL', 'katas')})")
+        run.log(f"target: {milestone.target_text()}   (tinytorch: {os.environ.get('TINYTORCH_IMPL', 'katas')})")
         return run
 
     def log(self, message: str) -> None:
@@ -84,7 +88,7 @@ class MilestoneRun:
         return path
 
     def _install_unfinished_kata_hook(self) -> None:
-        """An uncaught NotImplementedError anywhere in the script ends with one line and metric 0."""
+        """An uncaught NotImplementedError anywhere in the script ends with one line and no metric."""
         previous = sys.excepthook
 
         def hook(kind, err, tb):
@@ -96,7 +100,7 @@ class MilestoneRun:
         sys.excepthook = hook
 
     def not_implemented(self, err: BaseException) -> int:
-        """One line naming the unfinished kata instead of a traceback storm; the metric is 0."""
+        """One line naming the unfinished kata instead of a traceback storm; no metric (never a pass)."""
         where = ""
         for frame in reversed(traceback.extract_tb(err.__traceback__)):
             path = Path(frame.filename)
@@ -104,20 +108,30 @@ class MilestoneRun:
                 where = f" in {path.parent.parent.name}/{path.parent.name}/{path.name} (module {path.parent.name})"
                 break
         self.log(f"not implemented yet{where}: {err}. Finish that kata (`kata check`), then run this milestone again.")
-        return self.finish(0.0, {"error": f"{type(err).__name__}: {err}"})
+        return self.finish(None, {"error": f"{type(err).__name__}: {err}"})
 
-    def finish(self, value: float, details: dict | None = None) -> int:
-        """Print the verdict, write the result file, return the exit code (0 = target met)."""
-        target = self.milestone.target
-        passed = bool(value >= target)
+    def finish(self, value: float | None, details: dict | None = None, target: float | None = None) -> int:
+        """Print the verdict, write the result file, return the exit code (0 = target met).
+
+        value None means nothing was measured (an unfinished kata): it never passes.
+        target: a script's own bound instead of the manifest's (e.g. a --quick CI recipe); the
+        direction is always the manifest's goal. The grader ignores both: it compares the value
+        with the manifest (grading/runner.py).
+        """
+        milestone = self.milestone if target is None else dataclasses.replace(self.milestone, target=float(target))
+        passed = milestone.passes(value)
         elapsed = time.perf_counter() - self.started
         verdict = "PASSED" if passed else "MISSED"
-        self.log(f"{verdict}: {self.milestone.metric} = {value:.4f} (target >= {target:g}) in {elapsed:.1f} s")
+        shown = "not measured" if value is None else f"{value:.4f}"
+        whose = "" if target is None else ", this recipe's own bound"
+        self.log(f"{verdict}: {milestone.metric} = {shown} (target: {milestone.target_text()}{whose})"
+                 f" in {elapsed:.1f} s")
         result = {
-            "milestone": self.milestone.slug,
-            "metric": self.milestone.metric,
-            "value": float(value),
-            "target": target,
+            "milestone": milestone.slug,
+            "metric": milestone.metric,
+            "value": None if value is None else float(value),
+            "target": milestone.target,
+            "goal": milestone.goal,
             "passed": passed,
             "seconds": round(elapsed, 3),
             "artifacts": self.artifacts,
@@ -126,4 +140,19 @@ class MilestoneRun:
         if self.args.result_json:
             Path(self.args.result_json).write_text(json.dumps(result, indent=2))
         return 0 if passed else 1
+
+    def data_missing(self, name: str, err: object) -> int:
+        """No data, no verdict: say so plainly, write a result with no value, return exit code 2.
+
+        The grader reports the milestone as "data missing" and leaves it out of the score (it is
+        never passed); `python -m tinytorch.datasets NAME` or --data-dir brings the data.
+        """
+        self.log(f"data missing: {name} is not available here, so this milestone was not run. {err}")
+        result = {"milestone": self.milestone.slug, "metric": self.milestone.metric, "value": None,
+                  "target": self.milestone.target, "goal": self.milestone.goal, "passed": False,
+                  "status": "data_missing", "seconds": round(time.perf_counter() - self.started, 3),
+                  "artifacts": [], "details": {"data_missing": name, "message": str(err)}}
+        if self.args.result_json:
+            Path(self.args.result_json).write_text(json.dumps(result, indent=2))
+        return 2
 
