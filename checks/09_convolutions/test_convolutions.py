@@ -468,7 +468,7 @@ def test_batchnorm2d_running_stats_match_torch_over_training_steps(momentum):
     with torch.no_grad():  # non-trivial affine parameters on both sides
         theirs.weight.copy_(torch.from_numpy(rng.uniform(0.5, 1.5, 3).astype(np.float32)))
         theirs.bias.copy_(torch.from_numpy(rng.normal(size=3).astype(np.float32)))
-    ours.load_state_dict({name: p.detach().numpy() for name, p in theirs.named_parameters()})
+    ours.load_state_dict({name: p.detach().numpy() for name, p in theirs.named_parameters()}, strict=False)
     for step in range(4):
         x = rng.normal(step, 1.0 + step, size=(4, 3, 5, 3)).astype(np.float32)
         tx, px = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
@@ -521,6 +521,59 @@ def test_batchnorm2d_without_affine_or_running_stats(affine, track):
     if track:
         assert_same(ours.running_var, theirs.running_var, "running_var", scale=BN_SCALE)
     assert f"2, eps=1e-05, momentum=0.1, affine={affine}, track_running_stats={track}" in repr(ours)
+
+
+@pytest.mark.parametrize("affine, track", [(True, True), (False, True), (True, False)])
+def test_batchnorm2d_state_dict_has_torch_keys_dtypes_and_shapes(affine, track):
+    ours = C.BatchNorm2d(3, affine=affine, track_running_stats=track)
+    theirs = torch.nn.BatchNorm2d(3, affine=affine, track_running_stats=track)
+    state, expected = ours.state_dict(), theirs.state_dict()
+    assert list(state) == list(expected), (
+        f"BatchNorm2d(affine={affine}, track_running_stats={track}).state_dict() keys: {list(state)},"
+        f" torch's: {list(expected)} (parameters, then the running-statistics buffers)")
+    for key, value in expected.items():
+        got = np.asarray(state[key])
+        assert got.shape == tuple(value.shape) and got.dtype == value.numpy().dtype, (
+            f"state_dict[{key!r}]: shape {got.shape} dtype {got.dtype}, torch's {tuple(value.shape)} {value.dtype}")
+        np.testing.assert_array_equal(got, value.numpy(), err_msg=f"initial state_dict[{key!r}] vs torch's")
+    assert [n for n, _ in ours.named_buffers()] == [n for n, _ in theirs.named_buffers()], "named_buffers()"
+
+
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_batchnorm2d_state_dict_round_trip_restores_running_stats(momentum):
+    rng = np.random.default_rng(12)
+    source, theirs = C.BatchNorm2d(3, momentum=momentum), torch.nn.BatchNorm2d(3, momentum=momentum)
+    for step in range(3):
+        source(Tensor(rng.normal(step, 1.0 + step, size=(4, 3, 5, 3)).astype(np.float32)))
+    state = source.state_dict()
+    assert int(state["num_batches_tracked"]) == 3, f"num_batches_tracked saved as 3, got {state['num_batches_tracked']}"
+    source(Tensor(rng.normal(size=(4, 3, 5, 3)).astype(np.float32)))
+    assert int(state["num_batches_tracked"]) == 3, "state_dict() is a copy: a later training step must not change it"
+    target = C.BatchNorm2d(3, momentum=momentum)
+    result = target.load_state_dict(state)
+    assert result.missing_keys == [] and result.unexpected_keys == [], f"load_state_dict: {result}"
+    theirs.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()})
+    for key in ("running_mean", "running_var"):
+        np.testing.assert_array_equal(np.asarray(getattr(target, key)), state[key],
+                                      err_msg=f"{key} restored by load_state_dict")
+    assert target.num_batches_tracked == 3 and np.asarray(target.num_batches_tracked).dtype == np.int64, (
+        f"num_batches_tracked restored as a 0-d int64: got {target.num_batches_tracked!r}")
+    saved = C.BatchNorm2d(3, momentum=momentum)
+    saved.load_state_dict(state)
+    target.eval()
+    saved.eval()
+    theirs.eval()
+    x = rng.normal(1.0, 2.0, size=(2, 3, 4, 4)).astype(np.float32)
+    np.testing.assert_array_equal(target(Tensor(x)).numpy(), saved(Tensor(x)).numpy(),
+                                  err_msg="eval outputs of two models loaded from one state_dict")
+    assert_same(target(Tensor(x)), theirs(torch.from_numpy(x)), "eval output after loading the state_dict"
+                " (ours) vs torch.nn.BatchNorm2d loaded from the same state_dict", scale=BN_SCALE)
+    fresh = C.BatchNorm2d(3, momentum=momentum).eval()
+    assert not np.allclose(fresh(Tensor(x)).numpy(), target(Tensor(x)).numpy()), (
+        "the running statistics must matter in eval mode (a fresh layer gives other outputs)")
+    target.train()
+    target(Tensor(x))
+    assert target.num_batches_tracked == 4, "training after loading continues the loaded count"
 
 
 @pytest.mark.parametrize("training", [True, False])

@@ -47,6 +47,17 @@ class FakeClock:
         return self.readings[self.reads - 1]
 
 
+class TickingClock:
+    """A clock that advances `step` ns on every read."""
+
+    def __init__(self, step=1000):
+        self.t, self.step = 0, step
+
+    def __call__(self):
+        self.t += self.step
+        return self.t
+
+
 class BackwardsClock:
     """A broken clock that goes back in time on every read."""
 
@@ -103,6 +114,11 @@ class Exploding(Module):
 def forward_overrides(module):
     """Names of the modules in the tree that carry an instance attribute `forward` (none, normally)."""
     return [name for name, m in module.named_modules() if "forward" in m.__dict__]
+
+
+def hooks_left(module):
+    """Names of the modules in the tree that still have forward (pre-)hooks registered (none, normally)."""
+    return [name for name, m in module.named_modules() if m._forward_pre_hooks or m._forward_hooks]
 
 
 def sequential_items(seq):

@@ -500,7 +500,8 @@ def test_profile_of_the_mnist_mlp():
     assert all(name in text for name in ("Linear", "ReLU", "GFLOP/s")) and str(prof) == text, (
         "render() is a text table naming the layers")
     assert len(text.splitlines()) >= len(rows) + 2, "one line per row plus a header"
-    assert helpers.forward_overrides(model) == [], "profile removed every timing wrapper it set"
+    assert helpers.forward_overrides(model) == [], "profile sets no instance `forward` (it uses module 03's hooks)"
+    assert helpers.hooks_left(model) == [], "profile removed every forward hook it registered"
     assert helpers.same_items(helpers.sequential_items(model), items), "the Sequential holds its original items again"
     assert all(p.grad is None for p in model.parameters()), "profile leaves the parameters' .grad as it found them"
     np.testing.assert_array_equal(model(Tensor(x)).numpy(), before, err_msg="the model computes the same after profile")
@@ -523,7 +524,8 @@ def test_profile_of_a_gpt_sums_to_model_flops_and_count_parameters():
         TorchGPT(13, 8, 2, 2, 8), torch.zeros(2, 8, dtype=torch.long)), "GPT rows' FLOPs sum to model_flops (= torch)"
     assert rows[0].flops == 2 * 2 * 8 * 8 * 13, "the (self) row of GPT is the tied head: 2 * B*T * C * vocab"
     assert sum(r.params for r in rows) == P.count_parameters(model), "the rows' params sum to count_parameters"
-    assert helpers.forward_overrides(model) == [], "profile removed every timing wrapper it set"
+    assert helpers.forward_overrides(model) == [], "profile sets no instance `forward` (it uses module 03's hooks)"
+    assert helpers.hooks_left(model) == [], "profile removed every forward hook it registered"
 
 
 def test_profile_counts_a_shared_layer_once_with_both_calls():
@@ -538,12 +540,30 @@ def test_profile_counts_a_shared_layer_once_with_both_calls():
     assert prof.total_flops == sum(r.flops for r in rows)
 
 
+def test_profile_gives_a_run_of_plain_items_one_row_timed_between_the_hooks():
+    manual_seed(0)
+    model = Sequential(Tanh(), Linear(4, 6), ReLU(), Sigmoid(), Linear(6, 2), ReLU())
+    x = np.random.default_rng(3).normal(size=(5, 4)).astype(np.float32)
+    before = model(Tensor(x)).numpy()
+    clock = helpers.TickingClock(1000)  # a fake clock: every reading 1000 ns after the one before
+    prof = P.profile(model, Tensor(x), backward=True, warmup=0, repeats=1, clock=clock)
+    rows = _check_rows(prof, ["0", "1", "2-3", "4", "5"], ["Tanh", "Linear", "ReLU+Sigmoid", "Linear", "ReLU"])
+    assert [r.flops for r in rows] == [0, P.linear_flops(4, 6, 5), 0, P.linear_flops(6, 2, 5), 0], (
+        "FLOPs per row (a run of plain items: the sum of its items')")
+    assert all(r.forward_ms > 0 for r in rows), (
+        f"every row, plain items included, gets the time between the hooks around it: {[r.forward_ms for r in rows]}")
+    assert rows[2].backward_ms > 0, "the ReLU+Sigmoid run is replayed on the first Linear's output"
+    assert helpers.hooks_left(model) == [] and helpers.forward_overrides(model) == []
+    np.testing.assert_array_equal(model(Tensor(x)).numpy(), before, err_msg="the model computes the same after profile")
+
+
 def test_profile_restores_the_model_when_forward_raises():
     model = helpers.Exploding(after=1)
     items = helpers.sequential_items(model.seq)
     with pytest.raises(ValueError, match="boom"):
         P.profile(model, Tensor(np.ones((2, 3), dtype=np.float32)), warmup=1, repeats=2)
-    assert helpers.forward_overrides(model) == [], "after an exception no timing wrapper is left behind"
+    assert helpers.forward_overrides(model) == [], "after an exception no instance `forward` is left behind"
+    assert helpers.hooks_left(model) == [], "after an exception every forward hook profile registered is removed"
     assert helpers.same_items(helpers.sequential_items(model.seq), items), "the Sequential's items are restored"
     with pytest.raises(TypeError, match="Module"):
         P.profile(ReLU(), Tensor(np.ones(2, dtype=np.float32)))

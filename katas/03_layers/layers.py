@@ -8,8 +8,11 @@ in `forward`. This module gives tinytorch the torch.nn skeleton:
 
     Parameter                  a Tensor that requires grad by default
     Module                     parameters(), named_parameters(), children(), named_modules(),
+                               register_buffer()/buffers()/named_buffers() (running statistics ...),
                                train()/eval(), state_dict()/load_state_dict(), zero_grad(),
-                               num_parameters(), parameter_nbytes(), a torch-like repr
+                               register_forward_pre_hook()/register_forward_hook() (module 14's
+                               profiler times layers with them), num_parameters(), parameter_nbytes(),
+                               a torch-like repr
     linear(x, weight, bias=None)   y = x @ W.T + b as ONE recorded op, "linear" (torch.nn.functional.linear)
     Linear(in, out, bias, init, generator)   the module around it, W of shape (out, in) as in torch
     Sequential(*layers)        a chain of Modules or plain callables (module 02's ReLU() ...)
@@ -90,6 +93,41 @@ class Parameter(Tensor):
 # ----------------------------------------------------------------------------
 
 
+class RemovableHandle:
+    """What register_forward_(pre_)hook returns: handle.remove() unregisters the hook (as in torch).
+
+    Also a context manager: `with module.register_forward_hook(h): ...` removes it on exit.
+    """
+
+    _next_id = 0
+
+    def __init__(self, hooks: "OrderedDict[int, tuple[Callable, bool]]"):
+        self.hooks = hooks
+        self.id = RemovableHandle._next_id
+        RemovableHandle._next_id += 1
+
+    def remove(self) -> None:
+        """Unregister the hook; removing twice is harmless."""
+        self.hooks.pop(self.id, None)
+
+    def __enter__(self) -> "RemovableHandle":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.remove()
+
+
+def _array_of(value: Any) -> Any:
+    """The numpy array behind a Tensor (its .data); anything else as it is (a numpy array's own
+    .data is a memoryview, so never use getattr(value, "data", value) on arrays)."""
+    return value.data if isinstance(value, Tensor) else value
+
+
+def _is_buffer_value(value: Any) -> bool:
+    """A buffer holds a numpy array, a Tensor, or None (registered but empty)."""
+    return value is None or isinstance(value, (np.ndarray, Tensor))
+
+
 class IncompatibleKeys(NamedTuple):
     """What load_state_dict(strict=False) could not match (torch returns the same pair)."""
 
@@ -104,34 +142,51 @@ class Module:
     attributes (``self.fc = Linear(2, 3)``): assignment registers them, in order, under that
     name. Parameter names are dotted paths ("fc.weight", "0.bias"), exactly as in torch, so a
     state_dict's keys line up with the equivalent torch model's.
+
+    Buffers are the state that is not learned but belongs in a checkpoint (BatchNorm's running
+    statistics): ``self.register_buffer("running_mean", np.zeros(C, np.float32))``. They are read
+    and re-assigned as attributes, saved by state_dict() (unless persistent=False) and restored by
+    load_state_dict(), but the optimizer never sees them (they are not parameters).
+
+    Forward hooks are the documented way for later code (module 14's profiler) to observe or change
+    a module's calls without touching its forward: module(*args) runs each pre-hook(module, args),
+    then forward(*args), then each hook(module, args, output).
     """
 
     def __init__(self) -> None:
         # TODO: create the registries with object.__setattr__ (our __setattr__ relies on them):
-        #       _parameters and _modules (ordered dicts: name -> value) and training = True.
+        #       _parameters, _modules and _buffers (ordered dicts: name -> value), _non_persistent_buffers
+        #       (a set of buffer names), _forward_pre_hooks and _forward_hooks (ordered dicts:
+        #       handle id -> (hook, with_kwargs)) and training = True.
         raise NotImplementedError('Module.__init__: your turn - see the TODOs above')
 
     def __setattr__(self, name: str, value: Any) -> None:
-        """Register Parameters in _parameters and Modules in _modules; other values are plain attributes."""
+        """Register Parameters in _parameters and Modules in _modules; assigning to a registered buffer's
+        name replaces that buffer's value; other values are plain attributes."""
         # TODO: 1. If the registries do not exist yet, raise AttributeError telling the author to call
         #          super().__init__() before assigning attributes (only for Parameters/Modules).
-        # TODO: 2. A Parameter goes into _parameters[name], a Module into _modules[name]; remove the name
-        #          from the other registry so re-assigning a name with another kind works.
-        # TODO: 3. Anything else: object.__setattr__ (and forget any Parameter/Module of that name).
+        # TODO: 2. A name already in _buffers, assigned something that is not a Parameter/Module:
+        #          a numpy array, Tensor or None replaces _buffers[name]; anything else is a TypeError
+        #          like "cannot assign 'list' object to buffer 'count'" (the type's name in quotes).
+        # TODO: 3. A Parameter goes into _parameters[name], a Module into _modules[name]; remove the name
+        #          from the other registries (_buffers and _non_persistent_buffers too) so re-assigning a
+        #          name with another kind works.
+        # TODO: 4. Anything else: object.__setattr__ (and forget any Parameter/Module of that name).
         raise NotImplementedError('Module.__setattr__: your turn - see the TODOs above')
 
     def __getattr__(self, name: str) -> Any:
-        """Look registered Parameters and Modules up by name (called only when normal lookup fails)."""
+        """Look registered Parameters, Modules and buffers up by name (called only when normal lookup fails)."""
         registries = self.__dict__
-        for registry in ("_parameters", "_modules"):
+        for registry in ("_parameters", "_modules", "_buffers"):
             if name in registries.get(registry, ()):
                 return registries[registry][name]
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __delattr__(self, name: str) -> None:
-        for registry in ("_parameters", "_modules"):
+        for registry in ("_parameters", "_modules", "_buffers"):
             if name in self.__dict__.get(registry, ()):
                 del self.__dict__[registry][name]
+                self.__dict__.get("_non_persistent_buffers", set()).discard(name)
                 return
         object.__delattr__(self, name)
 
@@ -141,7 +196,66 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.forward(*args, **kwargs)
+        """Run the hooks around forward, as torch does:
+
+        1. each pre-hook, in registration order: result = hook(self, args), or hook(self, args, kwargs)
+           if registered with_kwargs=True; a non-None result replaces args (a non-tuple result r
+           becomes (r,)); a with_kwargs hook's non-None result must be the pair (args, kwargs);
+        2. output = self.forward(*args, **kwargs);
+        3. each forward hook, in registration order: result = hook(self, args, output), or
+           hook(self, args, kwargs, output) if with_kwargs; a non-None result replaces output.
+        Returns output.
+        """
+        # TODO: loop over list(self._forward_pre_hooks.values()) and list(self._forward_hooks.values())
+        #       (copies: a hook may remove itself); each value is a pair (hook, with_kwargs). A with_kwargs
+        #       pre-hook returning something other than None or a 2-tuple is a RuntimeError whose message
+        #       contains "(args, kwargs)".
+        raise NotImplementedError('Module.__call__: your turn - see the TODOs above')
+
+    def register_forward_pre_hook(self, hook: Callable[..., Any], *, with_kwargs: bool = False) -> RemovableHandle:
+        """Call hook(module, args) - or hook(module, args, kwargs) with_kwargs - before every forward;
+        returns a handle whose remove() unregisters it. A hook that is not callable is a TypeError."""
+        # TODO: return self._add_hook(self._forward_pre_hooks, hook, with_kwargs) (_add_hook is given below:
+        #       it checks callable(hook), makes the RemovableHandle and stores (hook, with_kwargs) under its id).
+        raise NotImplementedError('Module.register_forward_pre_hook: your turn - see the TODOs above')
+
+    def register_forward_hook(self, hook: Callable[..., Any], *, with_kwargs: bool = False) -> RemovableHandle:
+        """Call hook(module, args, output) - or hook(module, args, kwargs, output) with_kwargs - after
+        every forward; returns a handle whose remove() unregisters it. A hook that is not callable is a
+        TypeError."""
+        # TODO: return self._add_hook(self._forward_hooks, hook, with_kwargs).
+        raise NotImplementedError('Module.register_forward_hook: your turn - see the TODOs above')
+
+    @staticmethod
+    def _add_hook(hooks: "OrderedDict[int, tuple[Callable, bool]]", hook: Callable, with_kwargs: bool) -> RemovableHandle:
+        if not callable(hook):
+            raise TypeError(f"hook must be callable, got {type(hook).__name__}")
+        handle = RemovableHandle(hooks)
+        hooks[handle.id] = (hook, bool(with_kwargs))
+        return handle
+
+    # -- buffers -------------------------------------------------------------
+
+    def register_buffer(self, name: str, tensor: np.ndarray | Tensor | None, persistent: bool = True) -> None:
+        """Register state that is not a parameter (torch.nn.Module.register_buffer).
+
+        tensor: a numpy array, a Tensor, or None (a buffer slot with no value yet: skipped by
+        state_dict and named_buffers). Readable as `self.<name>`; assigning `self.<name> = array`
+        replaces it. persistent=False keeps it out of state_dict().
+        Errors (torch's): called before Module.__init__ is an AttributeError; a name that is not a
+        str is a TypeError; an empty name, a name containing ".", or the name of an existing
+        attribute that is not a buffer is a KeyError; a value that is not an array/Tensor/None is a
+        TypeError.
+        """
+        # TODO: 1. "_buffers" not in self.__dict__: AttributeError containing "before Module.__init__()".
+        # TODO: 2. Validate, in this order: name not a str -> TypeError "buffer name should be a string";
+        #          "" -> KeyError 'buffer name can\'t be empty string ""'; "." in name -> KeyError
+        #          'buffer name can\'t contain "."'; hasattr(self, name) and name not in _buffers ->
+        #          KeyError "attribute '<name>' already exists"; a value that is not a numpy array, Tensor
+        #          or None -> TypeError like "cannot assign 'int' object to buffer 'x'" (type name in quotes).
+        # TODO: 3. _buffers[name] = tensor; add name to _non_persistent_buffers when not persistent,
+        #          else discard it.
+        raise NotImplementedError('Module.register_buffer: your turn - see the TODOs above')
 
     # -- the module tree -----------------------------------------------------
 
@@ -179,6 +293,25 @@ class Module:
         for _, param in self.named_parameters(recurse=recurse):
             yield param
 
+    def named_buffers(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Any]]:
+        """(dotted name, buffer) as named_parameters does for parameters: own buffers first, then each
+        child's, in registration order; None buffers skipped; one buffer object listed once.
+        Non-persistent buffers are listed too (only state_dict leaves them out)."""
+        # TODO: as named_parameters, over each module's _buffers, skipping None values.
+        raise NotImplementedError('Module.named_buffers: your turn - see the TODOs above')
+
+    def buffers(self, recurse: bool = True) -> Iterator[Any]:
+        """Every buffer, in the order of named_buffers()."""
+        for _, buf in self.named_buffers(recurse=recurse):
+            yield buf
+
+    def _named_state(self) -> Iterator[tuple[str, Any]]:
+        """(dotted name, Parameter or persistent buffer) in torch's state_dict order: for each module of
+        named_modules(), its own parameters, then its persistent (non-None) buffers; each object once."""
+        # TODO: walk named_modules(); per module yield its _parameters, then its _buffers that are not None
+        #       and not in _non_persistent_buffers; skip ids already yielded (shared parameters/buffers).
+        raise NotImplementedError('Module._named_state: your turn - see the TODOs above')
+
     # -- modes and gradients -------------------------------------------------
 
     def train(self, mode: bool = True) -> "Module":
@@ -196,23 +329,30 @@ class Module:
     # -- saving and loading --------------------------------------------------
 
     def state_dict(self) -> "OrderedDict[str, np.ndarray]":
-        """{dotted parameter name: a numpy COPY of its values}, in named_parameters() order.
+        """{dotted name: a numpy COPY of its values} for every parameter and persistent buffer, in torch's
+        order (see _named_state: per module, parameters then buffers, then the children).
 
-        Copies, so that training after saving never changes the saved state.
+        Copies, so that training after saving never changes the saved state. A buffer's copy keeps its
+        dtype and shape (num_batches_tracked stays a 0-d int64 array).
         """
+        # TODO: np.array(_array_of(value), copy=True) for each item of _named_state()
+        #       (_array_of, given: a Tensor's .data, a numpy array itself).
         raise NotImplementedError('Module.state_dict: your turn - see the TODOs above')
 
     def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True) -> IncompatibleKeys:
-        """Copy values into the existing parameters (in place: optimizers keep their references).
+        """Copy values into the existing parameters and persistent buffers (in place: optimizers keep
+        their references).
 
         strict=True: missing or unexpected keys are a KeyError listing them all (nothing is loaded).
         A shape mismatch is always a ValueError naming the key and both shapes (nothing is loaded).
-        Values are converted to each parameter's dtype. Returns IncompatibleKeys(missing, unexpected).
+        Values are converted to each parameter's (buffer's) dtype. Returns IncompatibleKeys(missing, unexpected).
         """
-        # TODO: 1. Compare the keys with named_parameters(): missing = expected - given,
-        #          unexpected = given - expected (keep the order of each side).
+        # TODO: 1. Compare the keys with _named_state() (parameters and persistent buffers):
+        #          missing = expected - given, unexpected = given - expected (keep the order of each side).
         # TODO: 2. strict and (missing or unexpected): KeyError naming both lists.
-        # TODO: 3. Check every shape BEFORE copying anything, then copy with param.data[...] = value.
+        # TODO: 3. Check every shape BEFORE copying anything, then copy in place with
+        #          _array_of(target)[...] = value (_array_of, given: a Parameter's/Tensor's .data, a
+        #          numpy buffer itself).
         raise NotImplementedError('Module.load_state_dict: your turn - see the TODOs above')
 
     # -- profiling -----------------------------------------------------------

@@ -68,6 +68,8 @@ def _pair(value: Any, name: str, op: str, minimum: int) -> tuple[int, int]:
 
 
 def _kind(layer: Any) -> str:
+    if isinstance(layer, _Run):
+        return "+".join(_kind(item) for item in layer.items)
     return type(layer).__name__
 
 
@@ -429,33 +431,93 @@ def _first_tensor(value: Any) -> Tensor | None:
     return None
 
 
+class _Run:
+    """Consecutive non-Module items of a Sequential (module 02's ReLU() ...), profiled as one layer."""
+
+    def __init__(self, items: list[Callable]):
+        self.items = items
+
+    def __call__(self, x: Any) -> Any:
+        for item in self.items:
+            x = item(x)
+        return x
+
+
+class _Frame:
+    """One open Module call: where it started, the ns spent in rows inside it, and - for the gaps of a
+    Sequential - when its last Module item ended (`mark`), what it returned (`last`), how many have run."""
+
+    def __init__(self, entry: int, start: int, first_input: Any):
+        self.entry, self.start, self.children = entry, start, 0
+        self.mark, self.last, self.items_done = start, first_input, 0
+
+
 class _Recorder:
-    """The timing wrappers' shared state: a call stack (for exclusive times) and per-entry records."""
+    """The timing hooks' shared state: a stack of open calls (for exclusive times) and per-entry records.
+
+    A Module is timed by a forward pre-hook (opens a frame) and a forward hook (closes it): module 03's
+    documented hooks, nothing of the model is replaced. A run of non-Module items in a Sequential has
+    no hooks: it is timed as the gap it leaves in its Sequential's call, from the end of the Module item
+    before it (or the Sequential's start) to the start of the Module item after it (or the Sequential's
+    end); its input is what that previous item returned (or the Sequential's input).
+    """
 
     def __init__(self, clock: Callable[[], int]):
         self.clock = clock
-        self.stack: list[list[int]] = []
+        self.stack: list[_Frame] = []
         self.exclusive: dict[int, int] = {}  # entry -> ns in the current pass
         self.calls: dict[int, list[tuple[tuple, dict]]] = {}  # entry -> (args, kwargs) of each call
         self.first_call: dict[int, int] = {}  # entry -> the order of its first call
         self.capture = True
+        self.run_before: dict[tuple[int, int], int] = {}  # (Sequential entry, k) -> run before its k-th Module item
+        self.run_at_end: dict[int, int] = {}  # Sequential entry -> the run that ends it
 
-    def wrap(self, entry: int, original: Callable) -> Callable:
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            if self.capture:
-                self.calls.setdefault(entry, []).append((args, kwargs))
-                self.first_call.setdefault(entry, len(self.first_call))
-            self.stack.append([0])
-            before = self.clock()
-            try:
-                return original(*args, **kwargs)
-            finally:
-                elapsed = self.clock() - before
-                children = self.stack.pop()[0]
-                self.exclusive[entry] = self.exclusive.get(entry, 0) + elapsed - children
-                if self.stack:
-                    self.stack[-1][0] += elapsed
-        return timed
+    def _record(self, entry: int, args: tuple, kwargs: dict) -> None:
+        if self.capture:
+            self.calls.setdefault(entry, []).append((args, kwargs))
+            self.first_call.setdefault(entry, len(self.first_call))
+
+    def _close_gap(self, run: int | None, frame: _Frame, now: int) -> None:
+        if run is None:
+            return
+        self._record(run, (frame.last,), {})
+        gap = now - frame.mark
+        self.exclusive[run] = self.exclusive.get(run, 0) + gap
+        frame.children += gap
+
+    def hooks(self, entry: int) -> tuple[Callable, Callable]:
+        """(pre-hook, hook) for the Module of `entry`, both registered with_kwargs=True."""
+        def pre(module: Module, args: tuple, kwargs: dict) -> None:
+            now = self.clock()
+            if self.stack:
+                parent = self.stack[-1]
+                self._close_gap(self.run_before.get((parent.entry, parent.items_done)), parent, now)
+                parent.items_done += 1
+            self._record(entry, args, kwargs)
+            self.stack.append(_Frame(entry, now, args[0] if args else None))
+
+        def post(module: Module, args: tuple, kwargs: dict, output: Any) -> None:
+            now = self.clock()
+            frame = self.stack.pop()
+            self._close_gap(self.run_at_end.get(entry), frame, now)
+            elapsed = now - frame.start
+            self.exclusive[entry] = self.exclusive.get(entry, 0) + elapsed - frame.children
+            if self.stack:
+                parent = self.stack[-1]
+                parent.children += elapsed
+                parent.mark, parent.last = now, output
+        return pre, post
+
+
+def _flops_of(layer: Any, args: tuple) -> int:
+    """layer_flops of one recorded call; a _Run adds up its items, each on the shape it receives."""
+    if not isinstance(layer, _Run):
+        return layer_flops(layer, *(_shape_of(a) for a in args))
+    total, x = 0, args[0]
+    for item in layer.items:
+        total += layer_flops(item, _shape_of(x))
+        x = item(x)
+    return total
 
 
 def _replay_backward(layer: Callable, calls: list[tuple[tuple, dict]], timer: Timer) -> float:
@@ -494,18 +556,26 @@ def profile(module: Module, *inputs: Any, backward: bool = True, warmup: int = 1
     layer_flops on the shapes each layer really received. The input of a replay always requires
     grad, so a first layer's backward includes its dX even when the model's input needs none.
 
-    How the layers are timed: module 03 has no forward hooks, so profile sets an instance attribute
-    `forward` (a timing wrapper) on every Module, and swaps each Sequential item for a wrapper,
-    for the duration of the run only; a `finally` restores every one of them, even when the
-    forward pass raises. The parameters' .grad are restored too. Train/eval mode is left as is.
+    How the layers are timed: through module 03's forward hooks. Every Module gets a pre-hook and a
+    hook (with_kwargs=True, so the recorded calls keep their keyword arguments) that open and close
+    its timing frame; nothing of the model is replaced, and a `finally` removes every hook, even
+    when the forward pass raises. A non-Module item of a Sequential has no hooks: each run of
+    consecutive such items is one row, named after its key ("1") or its first and last keys ("3-4",
+    kind "ReLU+Dropout"), timed as the gap it leaves between the hooks of the Sequential's Module
+    items (so it also holds the Sequential's loop overhead there). Modules called through
+    `.forward(...)` instead of `module(...)` bypass the hooks and count in their caller's time. The
+    parameters' .grad are restored. Train/eval mode is left as is.
     """
     # TODO: 1. A non-Module is a TypeError. timer = Timer(warmup, repeats, clock), recorder = _Recorder(clock);
     #          remember (p, p.grad) for every parameter (the replays accumulate gradients).
     # TODO: 2. entries = [(name, layer, is_leaf)]: every module of named_modules() (a leaf has no
-    #          named_children), plus each non-Module item of a Sequential as f"{name}.{key}" (a leaf).
-    #          Wrap with recorder.wrap(entry, original): object.__setattr__(mod, "forward", ...) for a
-    #          Module (remember any instance `forward` it had), mod._modules[key] = ... for an item.
-    # TODO: 3. Inside try/finally (the finally restores every wrapper): warmup + repeats passes of
+    #          named_children); for each, pre, post = recorder.hooks(entry) and keep the handles of
+    #          mod.register_forward_pre_hook(pre, with_kwargs=True) and mod.register_forward_hook(post,
+    #          with_kwargs=True). In a Sequential, each run of consecutive non-Module items is one more
+    #          (leaf) entry: f"{name}.{key}" (or f"{name}.{first}-{last}", the layer a _Run of the items);
+    #          recorder.run_before[(sequential entry, number of Module items before the run)] = its entry,
+    #          or recorder.run_at_end[sequential entry] = its entry when no Module item follows it.
+    # TODO: 3. Inside try/finally (the finally removes every hook handle): warmup + repeats passes of
     #          module(*inputs); recorder.capture only in the first; reset recorder.exclusive before each;
     #          after warm-up keep a copy of recorder.exclusive and the whole call's clock difference.
     # TODO: 4. Rows, deepest entries first: flops = sum of layer_flops over the recorded calls' shapes

@@ -584,8 +584,10 @@ class BatchNorm2d(Module):
     """torch.nn.BatchNorm2d over (N, C, H, W) inputs.
 
     Parameters (affine=True): weight (ones) and bias (zeros), (C,) float32.
-    Running statistics (track_running_stats=True): running_mean (zeros), running_var (ones) as float32
-    numpy arrays and num_batches_tracked (int); None otherwise.
+    Running statistics (track_running_stats=True): buffers (Module.register_buffer, so state_dict()
+    saves them under torch's keys and load_state_dict() restores them) running_mean (zeros) and
+    running_var (ones), float32 numpy arrays of shape (C,), and num_batches_tracked, a 0-d int64 numpy
+    array; registered as None otherwise (and then absent from state_dict, as in torch).
     train(): batch statistics, updating the running ones (num_batches_tracked += 1; momentum=None
     means a cumulative average, momentum 1 / num_batches_tracked, as torch).
     eval(): the running statistics if tracked, else batch statistics.
@@ -595,8 +597,10 @@ class BatchNorm2d(Module):
                  track_running_stats: bool = True):
         super().__init__()
         # TODO: validate num_features; weight = ones, bias = zeros (float32 Parameters) when affine, else None;
-        #       running_mean = zeros, running_var = ones (float32 numpy arrays), num_batches_tracked = 0 when
-        #       track_running_stats, else all three None. Keep eps, momentum, affine, track_running_stats.
+        #       when track_running_stats, register three buffers with self.register_buffer(name, value):
+        #       "running_mean" = np.zeros(C, np.float32), "running_var" = np.ones(C, np.float32),
+        #       "num_batches_tracked" = np.array(0, dtype=np.int64); else register all three as None.
+        #       Keep eps, momentum, affine, track_running_stats.
         # BEGIN SOLUTION
         if not _is_int(num_features) or num_features <= 0:
             raise ValueError(f"BatchNorm2d: num_features must be a positive integer, got {num_features!r}")
@@ -605,12 +609,10 @@ class BatchNorm2d(Module):
         self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
         self.weight = Parameter(np.ones(C, dtype=np.float32)) if affine else None
         self.bias = Parameter(np.zeros(C, dtype=np.float32)) if affine else None
-        if track_running_stats:
-            self.running_mean = np.zeros(C, dtype=np.float32)
-            self.running_var = np.ones(C, dtype=np.float32)
-            self.num_batches_tracked = 0
-        else:
-            self.running_mean = self.running_var = self.num_batches_tracked = None
+        track = bool(track_running_stats)
+        self.register_buffer("running_mean", np.zeros(C, dtype=np.float32) if track else None)
+        self.register_buffer("running_var", np.ones(C, dtype=np.float32) if track else None)
+        self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64) if track else None)
         # END SOLUTION
 
     def forward(self, x: Tensor) -> Tensor:
