@@ -81,7 +81,7 @@ class Parameter(Tensor):
 
     def __init__(self, data: Any, requires_grad: bool = True):
         # TODO: build the Tensor (super().__init__) keeping the data's dtype; integer or bool data
-        #       is a TypeError naming the dtype (a parameter must be trainable).
+        #       is a TypeError naming the dtype, e.g. "... got dtype int64" (a parameter must be trainable).
         raise NotImplementedError('Parameter.__init__: your turn - see the TODOs above')
 
     def __repr__(self) -> str:
@@ -500,6 +500,8 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, generator: np.random.Generator | None = None):
         super().__init__()
+        # TODO: p must be a number in [0, 1] (not a bool or str): else torch's ValueError
+        #       "dropout probability has to be between 0 and 1, but got {p}". Keep p and generator.
         raise NotImplementedError('Dropout.__init__: your turn - see the TODOs above')
 
     def forward(self, x: Tensor) -> Tensor:

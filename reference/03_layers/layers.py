@@ -83,7 +83,7 @@ class Parameter(Tensor):
 
     def __init__(self, data: Any, requires_grad: bool = True):
         # TODO: build the Tensor (super().__init__) keeping the data's dtype; integer or bool data
-        #       is a TypeError naming the dtype (a parameter must be trainable).
+        #       is a TypeError naming the dtype, e.g. "... got dtype int64" (a parameter must be trainable).
         # BEGIN SOLUTION
         super().__init__(data, requires_grad=False)
         if self.data.dtype not in FLOAT_DTYPES:
@@ -748,6 +748,8 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, generator: np.random.Generator | None = None):
         super().__init__()
+        # TODO: p must be a number in [0, 1] (not a bool or str): else torch's ValueError
+        #       "dropout probability has to be between 0 and 1, but got {p}". Keep p and generator.
         # BEGIN SOLUTION
         if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0.0 <= p <= 1.0:
             raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")

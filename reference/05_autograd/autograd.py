@@ -507,9 +507,15 @@ def backward(root: Tensor, gradient: Tensor | None = None, retain_graph: bool = 
     Errors (RuntimeError, PyTorch's wording): root does not require grad; implicit gradient for a
     non-scalar root; gradient shape mismatch; a freed graph traversed again; an op without a rule.
     """
-    # TODO: 1. Validate root and gradient; seed grads = {id(root): gradient array in root's dtype}.
+    # TODO: 1. Validate root and gradient with PyTorch's RuntimeError messages: "element 0 of tensors
+    #          does not require grad and does not have a grad_fn"; "grad can be implicitly created
+    #          only for scalar outputs"; a gradient of the wrong shape names both shapes, e.g.
+    #          "Mismatch in shape: gradient has a shape of (2,) and output has a shape of (3,)".
+    #          Seed grads = {id(root): gradient array in root's dtype}.
     # TODO: 2. Walk _topological_order(root) in reverse. For a non-leaf: look up the rule, refuse
-    #          a released node whose op saves tensors, call the rule (a rule that returns anything
+    #          a released node whose op saves tensors (RuntimeError(SECOND_BACKWARD_MESSAGE)), an op with no rule
+    #          (RuntimeError naming the op with repr(), e.g. "no backward rule for op 'kata_cube'"),
+    #          call the rule (a rule that returns anything
     #          but a tuple/list of one gradient per input is a TypeError naming the op, e.g.
     #          "rule for 'mul' returned ndarray, expected a tuple of one gradient per input (2)"),
     #          un-broadcast each input's gradient to the input's shape and dtype, add it into grads; release node.saved
