@@ -156,9 +156,15 @@ class Curriculum:
         raise CurriculumError(f"no module {ref!r} in the curriculum (known: {known})")
 
     def milestone(self, ref: str) -> Milestone:
+        """By slug, or by year; a year several milestones share means the one with the most points
+        (the first in the manifest on a tie): 1998 -> lenet, 2017 -> transformer."""
+        text = str(ref).strip()
         for milestone in self.milestones:
-            if ref in (milestone.slug, str(milestone.year)):
+            if text == milestone.slug:
                 return milestone
+        same_year = [m for m in self.milestones if text == str(m.year)]
+        if same_year:
+            return max(same_year, key=lambda m: m.points)  # max keeps the first of equals
         known = ", ".join(m.slug for m in self.milestones)
         raise CurriculumError(f"no milestone {ref!r} in the curriculum (known: {known})")
 
