@@ -120,6 +120,7 @@ def reference_baseline(export: str) -> tuple:
         path = curriculum.PROJECT_ROOT / "reference" / owner.key / f"{export}.py"
         spec = importlib.util.spec_from_file_location(f"_kata_reference_{export}", path)
         reference = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = reference  # dataclasses look their module up there
         spec.loader.exec_module(reference)
         return tensor, reference
     clean = remote.clean_worker(reference=True)
@@ -288,8 +289,9 @@ def bpe_training(max_ratio: float) -> dict:
 
 
 def kv_cache_generation(max_ratio: float) -> dict:
-    """time(generate_cached) / time(GPT.generate): 256 greedy tokens after a one-token prompt, with and
-    without module 15's KV cache, on the same GPT (built and run where the learner's tinytorch runs).
+    """time(generate_cached) / time(GPT.generate): 256 greedy tokens after a one-token prompt, with
+    module 15's KV cache on the learner's GPT, and without it on the reference's GPT loaded with the
+    same weights (in a clean worker under the grader: see reference_baseline).
 
     The model has the 2017 milestone's size (4 layers, 4 heads, 128 wide, vocab 65) with block_size
     256, so the one-token prompt and all 256 new tokens fit the window (past it, absolute positions
@@ -307,17 +309,24 @@ def kv_cache_generation(max_ratio: float) -> dict:
     from tinytorch.transformer import GPT, GPTConfig
 
     manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=65, block_size=256, n_layer=4, n_head=4, n_embd=128))
+    config = dict(vocab_size=65, block_size=256, n_layer=4, n_head=4, n_embd=128)
+    model = GPT(GPTConfig(**config))
     prompt = np.zeros((1, 1), dtype=np.int64)
+    # The baseline is the REFERENCE's GPT.generate on the same weights (in a clean worker under the
+    # grader), so a slowed-down module 13 on the learner's side cannot flatter the ratio.
+    _, reference_transformer = reference_baseline("transformer")
+    reference_model = reference_transformer.GPT(reference_transformer.GPTConfig(**config))
+    # plain arrays on this side: under the grader `model` lives in the learner's worker, the copy in another
+    reference_model.load_state_dict({name: np.array(value) for name, value in model.state_dict().items()})
 
     def learner():
         generate_cached(model, prompt, 256, top_k=1)
 
     def baseline():
-        model.generate(prompt, 256, top_k=1)
+        reference_model.generate(prompt, 256, top_k=1)
 
     generate_cached(model, prompt, 32, top_k=1)
-    model.generate(prompt, 32, top_k=1)
+    reference_model.generate(prompt, 32, top_k=1)
     ratios, learner_times, base_times = [], [], []
     for i in range(3):
         # Alternate which side goes first so neither always gets the warmer cache.
