@@ -182,7 +182,7 @@ def test_batch_cli_grades_odd_folder_names_and_lists_skips(tmp_path):
     assert "graded 3 submission(s)" in text
     table = {r[0]: r for r in rows(out / "summary.csv")[1:]}
     odd = batch.display_name(NON_UTF8)
-    assert table["a b"][1] == "8.0" and table[odd][1] == "8.0"  # 10 - 2 threshold points (skipped)
+    assert table["a b"][1] == "8.0" and table[odd][1] == "8.0", (table["a b"], table[odd])  # 10 - 2 thresholds skipped
     assert table["a_b"][1] == "0.0" and table["a_b"][4] == "a_b"
     assert table[".hidden"][3].startswith("skipped: hidden") and table["notes.txt"][3].startswith("skipped: a file")
     assert json.loads((out / "a_b.json").read_text())["score"] == 0
