@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grading import curriculum as _curriculum
+from grading import stubs as _stubs
 
 _BULLET = re.compile(r"^[-*]\s+(?:`(?P<key>test_\w+)`\s*:\s*)?(?P<text>.*)$")
 
@@ -64,7 +65,7 @@ def check_docstring(module: _curriculum.Module, check_id: str) -> str | None:
     name = function_name(check_id)
     for path in sorted(module.checks_dir().glob("test_*.py")):
         try:
-            tree = ast.parse(path.read_text(encoding="utf-8"))
+            tree = _stubs.parse_source(path.read_text(encoding="utf-8"), str(path))
         except SyntaxError:
             continue
         for node in ast.walk(tree):

@@ -21,6 +21,7 @@ regeneration can tell a pristine stub (safe to refresh) from a learner's work
 from __future__ import annotations
 
 import ast
+import threading
 import hashlib
 import json
 import re
@@ -28,6 +29,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grading import curriculum as _curriculum
+
+_AST_LOCK = threading.Lock()
+
+
+def parse_source(source: str, filename: str = "<unknown>") -> ast.Module:
+    """ast.parse, one thread at a time. Batch grading handles submissions in threads, and CPython
+    3.11's AST constructor keeps its recursion depth in shared state: concurrent parses (made likely
+    by a tracer such as coverage) fail with "SystemError: AST constructor recursion depth mismatch".
+    Every parse the grader does goes through here (grading/integrity.py too)."""
+    with _AST_LOCK:
+        return ast.parse(source, filename=filename)
 
 BEGIN = re.compile(r"^(?P<indent>[ \t]*)# BEGIN SOLUTION[ \t]*$")
 END = re.compile(r"^[ \t]*# END SOLUTION[ \t]*$")
@@ -64,7 +76,7 @@ def _function_spans(tree: ast.AST) -> list[tuple[int, int, str]]:
 def make_stub(source: str, origin: str) -> str:
     """The kata text for reference `source` (`origin` names it in messages and the header)."""
     try:
-        tree = ast.parse(source)
+        tree = parse_source(source, origin)
     except SyntaxError as err:
         raise StubError(f"{origin}: reference does not parse: {err}") from None
     spans = _function_spans(tree)
@@ -102,7 +114,7 @@ def _digest(text: str) -> str:
 
 def public_interface(source: str) -> dict[str, str]:
     """Map each public module-level name (and Class.method) to its signature text."""
-    tree = ast.parse(source)
+    tree = parse_source(source)
     interface: dict[str, str] = {}
 
     def signature(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
