@@ -117,6 +117,9 @@ def initial_state(model: str, seed: int = 0) -> dict:
         elif layer[0] == "bn":
             state[f"{i}.weight"] = np.ones(layer[1], np.float32)
             state[f"{i}.bias"] = np.zeros(layer[1], np.float32)
+            state[f"{i}.running_mean"] = np.zeros(layer[1], np.float32)
+            state[f"{i}.running_var"] = np.ones(layer[1], np.float32)
+            state[f"{i}.num_batches_tracked"] = np.array(0, np.int64)
     return state
 
 
