@@ -34,19 +34,7 @@ def either_linear(x, weight, bias=None):
     return L.linear(x, weight, bias)
 
 
-@st.composite
-def linear_case(draw, dtype=None):
-    """(x, weight, bias or None) with x of 1 to 4 dims, sizes 1..6, in any memory layout."""
-    dtype = draw(st.sampled_from(tst.FLOAT_DTYPES)) if dtype is None else dtype
-    in_features, out_features = draw(st.integers(1, 6)), draw(st.integers(1, 6))
-    batch = tuple(draw(st.lists(st.integers(1, 4), min_size=0, max_size=3)))
-    x = draw(tst.arrays(batch + (in_features,), dtype=dtype, low=-3, high=3))
-    weight = draw(tst.arrays((out_features, in_features), dtype=dtype, low=-3, high=3))
-    bias = draw(st.one_of(st.none(), tst.arrays((out_features,), dtype=dtype, low=-3, high=3)))
-    return x, weight, bias
-
-
-@given(case=linear_case())
+@given(case=tst.linear_inputs())
 def test_linear_gradients_match_torch(case):
     x, weight, bias = case
     rows = int(np.prod(x.shape[:-1]))
@@ -54,7 +42,7 @@ def test_linear_gradients_match_torch(case):
                   grad_scale=float(max(rows, weight.shape[0])))
 
 
-@given(case=linear_case(dtype=np.float64))
+@given(case=tst.linear_inputs(dtype=np.float64))
 def test_gradcheck_linear(case):
     x, weight, bias = case
     inputs = (x, weight) if bias is None else (x, weight, bias)

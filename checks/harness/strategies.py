@@ -176,6 +176,18 @@ def indexable_arrays(dtype=np.float32) -> st.SearchStrategy:
 
 
 @st.composite
+def linear_inputs(draw, dtype=None):
+    """(x, weight, bias or None) for y = x @ weight.T + bias: x of 1 to 4 dims, sizes 1..6, any memory layout."""
+    dtype = draw(st.sampled_from(FLOAT_DTYPES)) if dtype is None else dtype
+    in_features, out_features = draw(st.integers(1, 6)), draw(st.integers(1, 6))
+    batch = tuple(draw(st.lists(st.integers(1, 4), min_size=0, max_size=3)))
+    x = draw(arrays(batch + (in_features,), dtype=dtype, low=-3, high=3))
+    weight = draw(arrays((out_features, in_features), dtype=dtype, low=-3, high=3))
+    bias = draw(st.one_of(st.none(), arrays((out_features,), dtype=dtype, low=-3, high=3)))
+    return x, weight, bias
+
+
+@st.composite
 def reduction_case(draw, dtype=np.float32):
     """(array, axis, keepdims) for sum/mean/max: any axis form valid for the array's ndim.
     `dtype` may be a strategy such as `float_dtypes`."""
