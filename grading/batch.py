@@ -9,7 +9,9 @@ Results, per submission, under a unique output name (`output_names`):
 OUT/<name>.json (the same JSON as `kata grade --json`) and OUT/<name>.gradescope.json.
 OUT/summary.csv gets one row the moment each submission finishes (flushed to disk, so a
 crash of the batch never loses a finished result); when the batch ends it is rewritten in
-name order with the pass rates and median seconds per module appended.
+name order with the pass rates and median seconds per module appended. Then the capstone
+leaderboard (OUT/leaderboard.md, .html, .png: grading/leaderboard.py) is built from the
+"capstone" key of the grade JSONs just written, every skipped entry listed in it too.
 
 Nothing in DIR is skipped silently: hidden entries, plain files, symlinks, folders without
 katas and unreadable folders are listed with their reason on the console and in the CSV.
@@ -31,7 +33,7 @@ from pathlib import Path
 
 from grading import curriculum as _curriculum
 from grading import grade as _grade
-from grading import reports, runner
+from grading import leaderboard, reports, runner
 
 _MODULE_FOLDER = re.compile(r"^\d\d_")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
@@ -233,5 +235,14 @@ def grade_many(submissions: Path, out_dir: Path, options: _grade.GradeOptions, j
             raise
         pool.shutdown(wait=True)
     summary.finish()
+    board, board_error = None, None
+    try:  # the capstone leaderboard, from the grade JSONs just written (grading/leaderboard.py)
+        board = leaderboard.write_for_batch(out_dir, results, [(s.name, s.reason) for s in skipped])
+    except Exception as err:  # every result is already on disk: report it, never lose the batch
+        board_error = f"{type(err).__name__}: {err}"
+    if console is not None:
+        console.print(f"capstone leaderboard {escape(str(board['html']))}" if board else
+                      f"[red]could not write the capstone leaderboard[/]: {escape(board_error)}")
     return {"count": len(results), "csv": csv_path, "errors": errors, "results": results,
-            "skipped": [(s.name, s.reason) for s in skipped], "names": {s.name: stems[s.raw] for s in found}}
+            "skipped": [(s.name, s.reason) for s in skipped], "names": {s.name: stems[s.raw] for s in found},
+            "leaderboard": board, "leaderboard_error": board_error}

@@ -628,7 +628,7 @@ def grade(impl, katas, fallback, no_milestones, modules, milestone_refs, json_pa
         for stem in summary["errors"]:
             failed = summary["results"][stem]
             console.print(f"[red]could not grade[/] {escape(failed['submission_name'])}: {escape(failed['error'])}")
-        sys.exit(0 if not summary["errors"] else 1)
+        sys.exit(0 if not summary["errors"] and not summary["leaderboard_error"] else 1)
     katas_dir = _katas_dir(katas)
     if not katas_dir.is_dir() and impl != "reference":
         raise click.BadParameter(f"{katas_dir} is not a folder", param_hint="--katas")
