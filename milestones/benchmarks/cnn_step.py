@@ -15,18 +15,12 @@ The target is tinytorch <= 2.0x PyTorch's time for each model.
     python milestones/benchmarks/cnn_step.py --profile         # + where tinytorch's time goes
     python milestones/benchmarks/cnn_step.py --impl katas      # your katas
 
-How it is measured (as milestones/benchmarks/mlp_step.py), so that neither framework disturbs
-the other:
-
-* Each framework runs in its own fresh Python process (this script with `--worker`): the two
-  never share a malloc heap, a BLAS/OpenMP thread pool, or each other's spinning worker
-  threads, and the tinytorch process never imports torch.
-* The thread count is fixed before each worker starts (OPENBLAS_NUM_THREADS, OMP_NUM_THREADS,
-  MKL_NUM_THREADS; torch.set_num_threads too) and read back inside the worker, where it can be.
-* The parent runs the workers alternately, ABBA (tinytorch, pytorch, pytorch, tinytorch, ...),
-  for --rounds rounds. A worker warms up (--warmup steps), then times --repeat steps and
-  reports their median. A round's ratio pairs the two workers that ran next to each other in
-  time; the verdict is the median of those ratios, and their min..max is printed as the noise.
+How it is measured: as milestones/benchmarks/mlp_step.py, with the protocol of _paired.py. Each
+framework runs in its own fresh process (this script with `--worker`), its thread count pinned
+before it starts and read back inside; the parent runs the workers ABBA for --rounds rounds; a
+worker warms up (--warmup steps), times --repeat steps and reports their median; the verdict is
+the median of the paired rounds' ratios, their min..max printed as the noise. The CPU time per
+step is printed as a cross-check when other processes share the cores.
 
 This is a script, not a test: it prints the measurements and exits 0 when every measured ratio
 is within --target, 3 when one is above (a crash exits 1).
@@ -35,51 +29,25 @@ is within --target, 3 when one is above (a crash exits 1).
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-TARGET_MISSED = 3  # exit code when a ratio misses its target (a crash exits 1)
-FRAMEWORKS = ("tinytorch", "pytorch")
+import _paired as paired
+
 MODELS = ("lenet", "cifar")
-THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 CIFAR_WIDTH = 16  # m1998_cifar_cnn.py's default --width
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def comma_list(kind, allowed=None):
-    def parse(text: str) -> list:
-        try:
-            items = [kind(part) for part in text.split(",") if part.strip()]
-        except ValueError:
-            items = []
-        if not items or (allowed is None and min(items) < 1) or (allowed and not set(items) <= set(allowed)):
-            wanted = f"any of {', '.join(allowed)}" if allowed else "positive integers such as 1 or 1,2"
-            raise argparse.ArgumentTypeError(f"expected {wanted}, comma-separated; got {text!r}")
-        return items
-    return parse
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--impl", default="reference", help="TINYTORCH_IMPL (default: reference)")
-    parser.add_argument("--threads", type=comma_list(int), default=[1, 2],
-                        help="BLAS / torch thread counts to measure, e.g. 1 or 1,2 (default: 1,2)")
-    parser.add_argument("--model", type=comma_list(str, MODELS), default=list(MODELS),
+    paired.add_common_arguments(parser)
+    parser.add_argument("--model", type=paired.comma_list(str, MODELS), default=list(MODELS),
                         help="lenet, cifar or lenet,cifar (default: both)")
     parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--warmup", type=int, default=5, help="untimed steps at the start of each worker")
-    parser.add_argument("--repeat", type=int, default=20, help="timed steps per worker (their median counts)")
-    parser.add_argument("--rounds", type=int, default=3, help="pairs of worker processes per thread count")
+    paired.add_timing_arguments(parser, warmup=5, repeat=20, rounds=3)
     parser.add_argument("--target", type=float, default=2.0)
     parser.add_argument("--profile", action="store_true",
                         help="also profile tinytorch's step (cProfile, one extra process per model and thread count)")
-    parser.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -131,31 +99,10 @@ def batch(model: str, size: int):
     return rng.normal(size=(size, *shape)).astype(np.float32), rng.integers(0, 10, size).astype(np.int64)
 
 
-def numpy_blas_threads() -> int | None:
-    """Threads of numpy's bundled OpenBLAS, read back through its C API (None when unknown)."""
-    import ctypes
-    import glob
-
-    import numpy as np
-
-    libs = glob.glob(os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs", "*openblas*"))
-    for lib in libs:
-        try:
-            handle = ctypes.CDLL(lib)
-        except OSError:
-            continue
-        for name in ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_", "openblas_get_num_threads"):
-            if hasattr(handle, name):
-                return int(getattr(handle, name)())
-    return None
-
-
 # -- the workers: one framework per process ------------------------------------------------
 
 
 def tinytorch_step(model_name: str, size: int):
-    import numpy as np
-
     import tinytorch.autograd  # noqa: F401  (registers the backward engine)
     from tinytorch.activations import ReLU
     from tinytorch.conv import BatchNorm2d, Conv2d, MaxPool2d
@@ -171,22 +118,12 @@ def tinytorch_step(model_name: str, size: int):
     model.train()
     x, y = batch(model_name, size)
     x, y = Tensor(x), Tensor(y)
-    optimizer, loss_fn = Adam(model.parameters(), lr=1e-3), CrossEntropyLoss()
-
-    def step():
-        optimizer.zero_grad()
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        optimizer.step()
-
-    return step, {"numpy": np.__version__, "blas_threads": numpy_blas_threads()}
+    return paired.training_step(model, CrossEntropyLoss(), Adam(model.parameters(), lr=1e-3), x, y)
 
 
-def pytorch_step(model_name: str, size: int, threads: int):
-    import numpy as np
+def pytorch_step(model_name: str, size: int):
     import torch
 
-    torch.set_num_threads(threads)
     nn = torch.nn
     build = {"conv": lambda a, b, k, p, bias: nn.Conv2d(a, b, k, padding=p, bias=bias), "bn": nn.BatchNorm2d,
              "relu": nn.ReLU, "pool": nn.MaxPool2d, "flatten": nn.Flatten, "linear": nn.Linear}
@@ -196,16 +133,7 @@ def pytorch_step(model_name: str, size: int, threads: int):
     model.load_state_dict(state)
     model.train()
     x, y = (torch.from_numpy(a) for a in batch(model_name, size))
-    optimizer, loss_fn = torch.optim.Adam(model.parameters(), lr=1e-3), nn.CrossEntropyLoss()
-
-    def step():
-        optimizer.zero_grad()
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        optimizer.step()
-
-    return step, {"torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-                  "numpy": np.__version__, "blas_threads": numpy_blas_threads()}
+    return paired.training_step(model, nn.CrossEntropyLoss(), torch.optim.Adam(model.parameters(), lr=1e-3), x, y)
 
 
 # Where tinytorch's time goes: each Python function's own time (tottime) by what it does. Time in C
@@ -255,65 +183,30 @@ def profile(step, steps: int = 10) -> dict:
     groups = {name: 0.0 for name, _ in PROFILE_GROUPS}
     groups[OTHER] = 0.0
     for (filename, _, function), seconds in own.items():
-        in_tinytorch = str(ROOT) in filename
+        in_tinytorch = str(paired.ROOT) in filename
         groups[_group(function) if in_tinytorch else OTHER] += seconds / steps
     top = sorted(((seconds / steps, f"{Path(f).name}:{fn}") for (f, _, fn), seconds in own.items()), reverse=True)
     return {"total": total / steps, "groups": groups, "top": top[:8]}
 
 
 def worker(args: argparse.Namespace) -> int:
-    """Time one framework on one model in this process; print one JSON line."""
-    threads = int(os.environ["OMP_NUM_THREADS"])
-    model = args.model[0]
-    if args.worker == "tinytorch":
-        sys.path.insert(0, str(ROOT))
-        step, info = tinytorch_step(model, args.batch)
-    else:
-        step, info = pytorch_step(model, args.batch, threads)
-    for _ in range(args.warmup):
-        step()
+    """Time (or profile) one framework on one model in this process; print one JSON line."""
+    paired.start_worker(args.worker)
+    step = (tinytorch_step if args.worker == "tinytorch" else pytorch_step)(args.model[0], args.batch)
+    info = paired.framework_info(args.worker)
     if args.profile:
-        print(json.dumps({"profile": profile(step), "threads": threads, **info}))
-        return 0
-    times, cpu = [], []
-    for _ in range(args.repeat):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        step()
-        times.append(time.perf_counter() - start)
-        cpu.append(time.process_time() - start_cpu)
-    print(json.dumps({"median": statistics.median(times), "cpu_median": statistics.median(cpu), "threads": threads,
-                      **info}))
-    return 0
+        for _ in range(args.warmup):
+            step()
+        return paired.report({"profile": profile(step), **info})
+    return paired.report({**paired.time_steps(step, args.warmup, args.repeat), **info})
 
 
 # -- the parent: alternate the workers, pair them, report ----------------------------------
 
 
-def run_worker(framework: str, model: str, threads: int, args: argparse.Namespace, profile: bool = False) -> dict:
-    env = {**os.environ, "TINYTORCH_IMPL": args.impl, **{var: str(threads) for var in THREAD_VARS}}
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", framework, "--impl", args.impl,
-           "--model", model, "--batch", str(args.batch), "--warmup", str(args.warmup), "--repeat", str(args.repeat)]
-    done = subprocess.run(cmd + (["--profile"] if profile else []), env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"the {framework} worker ({model}) failed (exit {done.returncode}):\n{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def measure(model: str, threads: int, args: argparse.Namespace) -> dict:
-    """ABBA over rounds: round r runs (tinytorch, pytorch) if r is even, else (pytorch, tinytorch)."""
-    medians: dict[str, list[float]] = {name: [] for name in FRAMEWORKS}
-    cpu: dict[str, list[float]] = {name: [] for name in FRAMEWORKS}
-    infos: dict[str, dict] = {}
-    for r in range(args.rounds):
-        for name in (FRAMEWORKS if r % 2 == 0 else FRAMEWORKS[::-1]):
-            result = run_worker(name, model, threads, args)
-            medians[name].append(result["median"])
-            cpu[name].append(result["cpu_median"])
-            infos[name] = result
-    ratios = [t / p for t, p in zip(medians["tinytorch"], medians["pytorch"])]
-    cpu_ratios = [t / p for t, p in zip(cpu["tinytorch"], cpu["pytorch"])]
-    return {"model": model, "threads": threads, "medians": medians, "ratios": ratios, "infos": infos,
-            "ratio": statistics.median(ratios), "cpu": cpu, "cpu_ratio": statistics.median(cpu_ratios)}
+def flags(model: str, args: argparse.Namespace) -> list[str]:
+    """A worker's options: one model."""
+    return paired.worker_flags(args, "impl", "batch", "warmup", "repeat") + ["--model", model]
 
 
 def flops_per_step(model: str, size: int) -> float:
@@ -335,47 +228,42 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.worker:
         return worker(args)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = paired.cpu_count()
     print(f"one step = forward + cross-entropy + backward + Adam, batch {args.batch}, float32; tinytorch={args.impl};"
           f" {cores} CPU(s)")
-    print(f"each framework in its own process, ABBA order, {args.rounds} rounds; per process {args.warmup} warm-up"
-          f" steps, then the median of {args.repeat} timed steps")
-    results = []
+    paired.print_protocol(args)
+    verdicts = []
     for model in args.model:
         flops = flops_per_step(model, args.batch)
         shape = "x".join(map(str, architecture(model)[0]))
         title = "LeNet-5" if model == "lenet" else f"CIFAR CNN (VGG-style, width {CIFAR_WIDTH}, BatchNorm)"
         for threads in args.threads:
-            result = measure(model, threads, args)
-            results.append(result)
-            tt, th = (statistics.median(result["medians"][name]) for name in FRAMEWORKS)
-            info_t, info_p = result["infos"]["tinytorch"], result["infos"]["pytorch"]
-            print(f"\n{title} on {shape}, {threads} thread(s): tinytorch numpy {info_t['numpy']} with OpenBLAS"
-                  f" threads = {info_t['blas_threads']}; torch {info_p['torch']} with torch.get_num_threads() ="
-                  f" {info_p['torch_threads']}")
+            result = paired.measure(__file__, args, threads, flags(model, args), what=f"worker ({model})")
+            ratio = result.ratio()
+            verdicts.append((f"{model} {threads} thread(s)", ratio))
+            tt, th = result.median("tinytorch"), result.median("pytorch")
+            print(f"\n{title} on {shape}, {threads} thread(s): "
+                  f"{paired.readback(result.last('tinytorch'), result.last('pytorch'))}")
             print(f"  tinytorch: {tt * 1e3:8.2f} ms  ({flops / tt / 1e9:5.1f} GFLOP/s conv+linear)"
-                  f"  rounds: {' '.join(f'{t * 1e3:.2f}' for t in result['medians']['tinytorch'])}")
+                  f"  rounds: {paired.rounds_ms(result.values('tinytorch'), 2)}")
             print(f"  pytorch:   {th * 1e3:8.2f} ms  ({flops / th / 1e9:5.1f} GFLOP/s)              "
-                  f"  rounds: {' '.join(f'{t * 1e3:.2f}' for t in result['medians']['pytorch'])}")
-            print(f"  ratio tinytorch / pytorch = {result['ratio']:.2f}  (median of {args.rounds} paired rounds,"
-                  f" range {min(result['ratios']):.2f}..{max(result['ratios']):.2f}; target <= {args.target})")
-            ct, cp = (statistics.median(result["cpu"][name]) for name in FRAMEWORKS)
+                  f"  rounds: {paired.rounds_ms(result.values('pytorch'), 2)}")
+            print(f"  ratio tinytorch / pytorch = {ratio:.2f}  ({paired.spread(result.ratios())}; target <="
+                  f" {args.target:g})")
+            ct, cp = result.median("tinytorch", "cpu_median"), result.median("pytorch", "cpu_median")
             print(f"  CPU time per step (all threads): tinytorch {ct * 1e3:.2f} ms, pytorch {cp * 1e3:.2f} ms,"
-                  f" ratio {result['cpu_ratio']:.2f} (a cross-check when other processes share the cores)")
+                  f" ratio {result.ratio('cpu_median'):.2f} (a cross-check when other processes share the cores)")
             if args.profile:
-                prof = run_worker("tinytorch", model, threads, args, profile=True)["profile"]
+                prof = paired.run_worker(__file__, "tinytorch", threads, args.impl, flags(model, args) + ["--profile"],
+                                         what=f"profiler ({model})")["profile"]
                 print(f"  where tinytorch's step goes (cProfile, CPU time, {prof['total'] * 1e3:.1f} ms per step with"
                       " the profiler's overhead):")
                 for name, seconds in sorted(prof["groups"].items(), key=lambda item: -item[1]):
                     if seconds > 0:
                         print(f"    {name:<34} {seconds * 1e3:7.2f} ms  {100 * seconds / prof['total']:5.1f} %")
                 print("    top functions: " + "; ".join(f"{where} {s * 1e3:.2f} ms" for s, where in prof["top"][:6]))
-    if hasattr(os, "getloadavg") and os.getloadavg()[0] > (cores or 1):
-        print(f"\nwarning: load average {os.getloadavg()[0]:.1f} on {cores} cores - other processes compete for"
-              " the CPU; the ranges above show how much that moved the figures")
-    summary = ", ".join(f"{r['model']} {r['threads']} thread(s) {r['ratio']:.2f}" for r in results)
-    print(f"\nratio tinytorch / pytorch: {summary} (target <= {args.target})")
-    return 0 if all(r["ratio"] <= args.target for r in results) else TARGET_MISSED
+    paired.warn_if_loaded(cores)
+    return paired.verdict("ratio tinytorch / pytorch", verdicts, args.target)
 
 
 if __name__ == "__main__":

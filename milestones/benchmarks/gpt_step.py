@@ -13,7 +13,7 @@ one-token prompt; no KV cache on either side: every step re-reads the context) i
     python milestones/benchmarks/gpt_step.py --threads 1      # one thread count only (what CI runs)
     python milestones/benchmarks/gpt_step.py --impl katas     # your katas
 
-How it is measured: as milestones/benchmarks/mlp_step.py (whose helpers it imports). Each
+How it is measured: as milestones/benchmarks/mlp_step.py (the protocol of _paired.py). Each
 framework runs in its own fresh process (this script with `--worker`), the thread count fixed
 before it starts (OPENBLAS/OMP/MKL_NUM_THREADS, torch.set_num_threads) and read back inside; the
 parent runs the workers ABBA for --rounds rounds; a worker warms up, times --repeat steps and
@@ -28,19 +28,10 @@ is within --target, 3 when one is above (a crash exits 1).
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mlp_step import (  # noqa: E402  (the shared protocol: thread pinning, read-back, allocator report)
-    FRAMEWORKS, TARGET_MISSED, THREAD_VARS, allocator_settings, numpy_blas_threads, thread_counts)
-
-ROOT = Path(__file__).resolve().parents[2]
+import _paired as paired
 
 # The milestone's model (milestones/m2017_transformer.py, FULL recipe).
 VOCAB, LAYERS, HEADS, EMBD = 65, 4, 4, 128
@@ -49,17 +40,13 @@ LOSS_AGREEMENT = 1e-4  # first-step losses of the two frameworks: same model, we
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--impl", default="reference", help="TINYTORCH_IMPL (default: reference)")
-    parser.add_argument("--threads", type=thread_counts, default=[1, 2],
-                        help="BLAS / torch thread counts to measure, e.g. 1 or 1,2 (default: 1,2)")
+    paired.add_common_arguments(parser)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--block", type=int, default=128, help="context length T")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed steps at the start of each worker")
-    parser.add_argument("--repeat", type=int, default=10, help="timed steps per worker (their median counts)")
-    parser.add_argument("--rounds", type=int, default=3, help="pairs of worker processes per thread count")
+    # The first warm-up step is always run: its loss is the two frameworks' agreement check.
+    paired.add_timing_arguments(parser, warmup=3, repeat=10, rounds=3, min_warmup=1)
     parser.add_argument("--gen-tokens", type=int, default=100, help="tokens to sample for the generation speed")
     parser.add_argument("--target", type=float, default=2.0)
-    parser.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -119,8 +106,7 @@ def tinytorch_step(args: argparse.Namespace):
     def generate(n: int) -> None:
         model.generate(np.zeros((1, 1), dtype=np.int64), n, generator=np.random.default_rng(0))
 
-    info = {"numpy": np.__version__, "blas_threads": numpy_blas_threads(), "parameters": model.num_parameters()}
-    return step, generate, info
+    return step, generate, {"parameters": model.num_parameters()}
 
 
 def torch_twin(block: int):
@@ -164,11 +150,9 @@ def torch_twin(block: int):
     return GPT()
 
 
-def pytorch_step(args: argparse.Namespace, threads: int):
-    import numpy as np
+def pytorch_step(args: argparse.Namespace):
     import torch
 
-    torch.set_num_threads(threads)
     idx, targets = (torch.from_numpy(a) for a in batch(args))
     twin = torch_twin(args.block)
     state = initial_state({k: tuple(v.shape) for k, v in twin.state_dict().items()})
@@ -193,103 +177,60 @@ def pytorch_step(args: argparse.Namespace, threads: int):
                 out = torch.cat([out, torch.multinomial(torch.softmax(logits[:, -1], -1), 1, generator=generator)], 1)
         twin.train()
 
-    info = {"torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "numpy": np.__version__, "blas_threads": numpy_blas_threads()}
-    return step, generate, info
+    return step, generate, {}
 
 
 def worker(args: argparse.Namespace) -> int:
     """Time one framework in this process; print one JSON line."""
-    threads = int(os.environ["OMP_NUM_THREADS"])
-    if args.worker == "tinytorch":
-        sys.path.insert(0, str(ROOT))
-        step, generate, info = tinytorch_step(args)
-    else:
-        step, generate, info = pytorch_step(args, threads)
+    paired.start_worker(args.worker)
+    step, generate, info = (tinytorch_step if args.worker == "tinytorch" else pytorch_step)(args)
     first_loss = step()
-    for _ in range(args.warmup - 1):
-        step()
-    times = []
-    for _ in range(args.repeat):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
+    timing = paired.time_steps(step, args.warmup - 1, args.repeat)
     gen_rate = None
     if args.gen_tokens > 0:
         start = time.perf_counter()
         generate(args.gen_tokens)
         gen_rate = args.gen_tokens / (time.perf_counter() - start)
-    print(json.dumps({"median": statistics.median(times), "first_loss": first_loss, "gen_tokens_per_s": gen_rate,
-                      "threads": threads, **info}))
-    return 0
+    return paired.report({**timing, "first_loss": first_loss, "gen_tokens_per_s": gen_rate,
+                          **paired.framework_info(args.worker), **info})
 
 
 # -- the parent: alternate the workers, pair them, report ----------------------------------
-
-
-def run_worker(framework: str, threads: int, args: argparse.Namespace) -> dict:
-    env = {**os.environ, "TINYTORCH_IMPL": args.impl, **{var: str(threads) for var in THREAD_VARS}}
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", framework, "--impl", args.impl,
-           "--batch", str(args.batch), "--block", str(args.block), "--warmup", str(args.warmup),
-           "--repeat", str(args.repeat), "--gen-tokens", str(args.gen_tokens)]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"the {framework} worker failed (exit {done.returncode}):\n{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def measure(threads: int, args: argparse.Namespace) -> dict:
-    """ABBA over rounds: round r runs (tinytorch, pytorch) if r is even, else (pytorch, tinytorch)."""
-    runs: dict[str, list[dict]] = {name: [] for name in FRAMEWORKS}
-    for r in range(args.rounds):
-        for name in (FRAMEWORKS if r % 2 == 0 else FRAMEWORKS[::-1]):
-            runs[name].append(run_worker(name, threads, args))
-    medians = {name: [run["median"] for run in runs[name]] for name in FRAMEWORKS}
-    ratios = [t / p for t, p in zip(medians["tinytorch"], medians["pytorch"])]
-    return {"threads": threads, "runs": runs, "medians": medians, "ratios": ratios, "ratio": statistics.median(ratios)}
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.worker:
         return worker(args)
-    if args.warmup < 1 or args.repeat < 1 or args.rounds < 1:
-        raise SystemExit("--warmup, --repeat and --rounds must be at least 1")
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = paired.cpu_count()
     tokens = args.batch * args.block
     print(f"GPT {LAYERS} layers x {EMBD} wide, {HEADS} heads, vocab {VOCAB}; batch {args.batch} x context"
           f" {args.block} = {tokens:,} tokens, float32; one step = forward + cross-entropy + backward + clip + AdamW;"
           f" tinytorch={args.impl}; {cores} CPU(s)")
-    print(f"each framework in its own process, ABBA order, {args.rounds} rounds; per process {args.warmup} warm-up"
-          f" steps, then the median of {args.repeat} timed steps; then {args.gen_tokens} generated tokens")
-    print(f"allocator: {allocator_settings()}")
-    results = []
+    paired.print_protocol(args, then=f"; then {args.gen_tokens} generated tokens")
+    flags = paired.worker_flags(args, "impl", "batch", "block", "warmup", "repeat", "gen_tokens")
+    verdicts = []
     for threads in args.threads:
-        result = measure(threads, args)
-        results.append(result)
-        info_t, info_p = result["runs"]["tinytorch"][-1], result["runs"]["pytorch"][-1]
+        result = paired.measure(__file__, args, threads, flags)
+        ratio = result.ratio()
+        verdicts.append((f"{threads} thread(s)", ratio))
+        info_t, info_p = result.last("tinytorch"), result.last("pytorch")
         losses = (info_t["first_loss"], info_p["first_loss"])
         if abs(losses[0] - losses[1]) > LOSS_AGREEMENT:
             raise SystemExit(f"the two models disagree: first-step loss tinytorch {losses[0]:.6f} vs pytorch"
                              f" {losses[1]:.6f} (> {LOSS_AGREEMENT:g}): not the same computation, nothing to compare")
-        tt, th = (statistics.median(result["medians"][name]) for name in FRAMEWORKS)
-        print(f"\n{threads} thread(s): tinytorch numpy {info_t['numpy']} with OpenBLAS threads ="
-              f" {info_t['blas_threads']}; torch {info_p['torch']} with torch.get_num_threads() ="
-              f" {info_p['torch_threads']}; {info_t['parameters']:,} parameters; first-step loss"
-              f" {losses[0]:.5f} / {losses[1]:.5f}")
-        for name, median in (("tinytorch", tt), ("pytorch", th)):
-            gen = [r["gen_tokens_per_s"] for r in result["runs"][name] if r["gen_tokens_per_s"]]
+        print(f"\n{threads} thread(s): {paired.readback(info_t, info_p)}; {info_t['parameters']:,} parameters;"
+              f" first-step loss {losses[0]:.5f} / {losses[1]:.5f}")
+        for name in paired.FRAMEWORKS:
+            median = result.median(name)
+            gen = [r["gen_tokens_per_s"] for r in result.runs[name] if r["gen_tokens_per_s"]]
             print(f"  {name + ':':10s} {median * 1e3:8.1f} ms/step ({tokens / median:7.0f} tokens/s)"
-                  f"  rounds: {' '.join(f'{t * 1e3:.1f}' for t in result['medians'][name])}"
+                  f"  rounds: {paired.rounds_ms(result.values(name), 1)}"
                   + (f"; generation {statistics.median(gen):6.1f} tokens/s" if gen else ""))
-        print(f"  ratio tinytorch / pytorch = {result['ratio']:.2f}  (median of {args.rounds} paired rounds,"
-              f" range {min(result['ratios']):.2f}..{max(result['ratios']):.2f}; target <= {args.target})")
-    if hasattr(os, "getloadavg") and os.getloadavg()[0] > (cores or 1):
-        print(f"\nwarning: load average {os.getloadavg()[0]:.1f} on {cores} cores - other processes compete for"
-              " the CPU; the ranges above show how much that moved the figures")
-    summary = ", ".join(f"{r['threads']} thread(s) {r['ratio']:.2f}" for r in results)
-    print(f"\nratio tinytorch / pytorch: {summary} (target <= {args.target})")
-    return 0 if all(r["ratio"] <= args.target for r in results) else TARGET_MISSED
+        print(f"  ratio tinytorch / pytorch = {ratio:.2f}  ({paired.spread(result.ratios())};"
+              f" target <= {args.target:g})")
+    paired.warn_if_loaded(cores)
+    return paired.verdict("ratio tinytorch / pytorch", verdicts, args.target)
 
 
 if __name__ == "__main__":

@@ -30,11 +30,8 @@ import os
 import statistics
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-TARGET_MISSED = 3  # as the other benchmarks: exit code when the measured ratio misses its target
-THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+import _paired as paired
 
 # The 2017 milestone's model size (FULL recipe) with a 256-token window.
 VOCAB, LAYERS, HEADS, EMBD, BLOCK = 65, 4, 4, 128, 256
@@ -71,9 +68,8 @@ def kv_cache_speedup(new_tokens: int = 256, block_size: int = BLOCK, rounds: int
     model.generate(prompt, warmup_tokens, top_k=1)
     speedups, cached_times, uncached_times, identical = [], [], [], True
     for r in range(rounds):
-        order = (cached, uncached) if r % 2 == 0 else (uncached, cached)
         seconds, outputs = {}, {}
-        for fn in order:
+        for fn in paired.abba(r, (cached, uncached)):
             start = time.perf_counter()
             outputs[fn] = np.asarray(fn().data)
             seconds[fn] = time.perf_counter() - start
@@ -107,9 +103,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--impl", default="reference", help="TINYTORCH_IMPL (default: reference)")
     parser.add_argument("--threads", type=int, default=1, help="BLAS threads (set before numpy loads; default 1)")
-    parser.add_argument("--tokens", type=int, default=256, help="new tokens per generation (default 256)")
+    parser.add_argument("--tokens", type=paired.at_least(1), default=256,
+                        help="new tokens per generation (default 256)")
     parser.add_argument("--block", type=int, default=BLOCK, help=f"block_size of the model (default {BLOCK})")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved timed rounds (default 3)")
+    parser.add_argument("--rounds", type=paired.at_least(1), default=3, help="interleaved timed rounds (default 3)")
     parser.add_argument("--warmup-tokens", type=int, default=32)
     parser.add_argument("--target", type=float, default=5.0, help="minimum median speed-up (default 5)")
     parser.add_argument("--sweep", action="store_true",
@@ -119,17 +116,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.rounds < 1 or args.tokens < 1:
-        raise SystemExit("--rounds and --tokens must be at least 1")
-    for var in THREAD_VARS:  # before numpy is imported (by tinytorch) in this process
-        os.environ[var] = str(args.threads)
+    os.environ.update(paired.thread_env(args.threads))  # before numpy is imported (by tinytorch) in this process
     os.environ["TINYTORCH_IMPL"] = args.impl
-    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(paired.ROOT))
     import numpy as np
 
     import tinytorch.autograd  # noqa: F401  (registers the backward engine, as every milestone does)
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = paired.cpu_count()
     print(f"GPT {LAYERS} layers x {EMBD} wide, {HEADS} heads, vocab {VOCAB}, block_size {args.block}, float32;"
           f" greedy, 1-token prompt, {args.tokens} new tokens; tinytorch={args.impl}; numpy {np.__version__},"
           f" {args.threads} BLAS thread(s), {cores} CPU(s)")
@@ -149,13 +143,11 @@ def main(argv=None) -> int:
                               model=model)
     print(f"\n{args.tokens} new tokens: GPT.generate {result['uncached_s']:.3f} s, generate_cached"
           f" {result['cached_s']:.3f} s (medians); tokens identical: {result['tokens_identical']}")
-    print(f"speed-up {result['speedup']:.2f}x (median of {args.rounds} rounds, range {min(result['samples']):.2f}.."
-          f"{max(result['samples']):.2f}; target >= {args.target:g}x)")
-    if hasattr(os, "getloadavg") and os.getloadavg()[0] > (cores or 1):
-        print(f"warning: load average {os.getloadavg()[0]:.1f} on {cores} cores - other processes compete for the"
-              " CPU; the range above shows how much that moved the figures")
-    return 0 if result["speedup"] >= args.target else TARGET_MISSED
-
+    print(f"speed-up {result['speedup']:.2f}x ({paired.spread(result['samples'], 'rounds')};"
+          f" target >= {args.target:g}x)")
+    paired.warn_if_loaded(cores)
+    return paired.verdict("speed-up GPT.generate / generate_cached", [(f"{args.tokens} tokens", result["speedup"])],
+                          args.target, higher_is_better=True, unit="x")
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -11,16 +11,19 @@ data preparation (decoding and normalising MNIST, identical for both) is outside
     python milestones/benchmarks/mnist_time_to_target.py --data-dir ../shared/data
     python milestones/benchmarks/mnist_time_to_target.py --threads 1 --repeats 5
     python milestones/benchmarks/mnist_time_to_target.py --impl katas
+    python milestones/benchmarks/mnist_time_to_target.py --threads 1 --repeats 1 --target 0.5 \
+        --eval-every 10 --max-epochs 1            # a seconds-long check that it runs (its smoke test)
 
-How it is measured (as milestones/benchmarks/mlp_step.py): each run is a fresh Python process
-running one framework only (the tinytorch process never imports torch), with the thread count
-fixed before it starts (OPENBLAS/OMP/MKL_NUM_THREADS, torch.set_num_threads) and read back;
-runs alternate ABBA (pytorch, tinytorch, tinytorch, pytorch, ...) `--repeats` times per thread
-count; a repeat's ratio pairs two neighbouring runs and the verdict is the median ratio, with
-the min..max printed as the noise. Pair r uses seed `--seed + r` for both runs: the two
-frameworks round differently, so their trajectories part after a few hundred steps and which
-one first crosses 97% at an evaluation is partly luck; several seeds put that luck into the
-median instead of into one fixed draw. The time per step is printed too. Memory allocation is glibc malloc with the environment's
+How it is measured (as milestones/benchmarks/mlp_step.py, with the protocol of _paired.py): each
+run is a fresh Python process running one framework only (the tinytorch process never imports
+torch), with the thread count fixed before it starts (OPENBLAS/OMP/MKL_NUM_THREADS,
+torch.set_num_threads) and read back; runs alternate ABBA (pytorch, tinytorch, tinytorch,
+pytorch, ...) `--repeats` times per thread count; a repeat's ratio pairs two neighbouring runs
+and the verdict is the median ratio, with the min..max printed as the noise. Pair r uses seed
+`--seed + r` for both runs: the two frameworks round differently, so their trajectories part
+after a few hundred steps and which one first crosses 97% at an evaluation is partly luck;
+several seeds put that luck into the median instead of into one fixed draw. The time per step is
+printed too. Memory allocation is glibc malloc with the environment's
 MALLOC_* settings (printed). Target: tinytorch <= 1.0x PyTorch's time.
 
 Exit code 0 when, at every thread count, both frameworks reached the target accuracy and the
@@ -30,32 +33,18 @@ ratio is within --max-ratio; 3 when not (a crash exits 1).
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-TARGET_MISSED = 3  # exit code when the ratio misses its target (a crash exits 1)
-FRAMEWORKS = ("pytorch", "tinytorch")
+import _paired as paired
+
 SIZES = (784, 256, 128, 10)
-THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def thread_counts(text: str) -> list[int]:
-    counts = [int(part) for part in text.split(",") if part.strip()]
-    if not counts or min(counts) < 1:
-        raise argparse.ArgumentTypeError(f"--threads needs positive integers such as 1 or 1,2, got {text!r}")
-    return counts
+ORDER = ("pytorch", "tinytorch")  # the ABBA order of a thread count's runs: PyTorch first
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--impl", default="reference", help="tinytorch implementation (default: reference)")
+    paired.add_common_arguments(parser)
     parser.add_argument("--data-dir", default=None, help="dataset directory (else $TINYTORCH_DATA or the cache)")
     parser.add_argument("--target", type=float, default=0.97)
     parser.add_argument("--batch-size", type=int, default=128)
@@ -63,11 +52,9 @@ def parse_args(argv=None):
     parser.add_argument("--eval-every", type=int, default=100, help="steps between test-set evaluations")
     parser.add_argument("--max-epochs", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0, help="pair r uses seed + r (the same for both runs of a pair)")
-    parser.add_argument("--repeats", type=int, default=5, help="pairs of runs per thread count; report medians")
+    parser.add_argument("--repeats", type=paired.at_least(1), default=5,
+                        help="pairs of runs per thread count; report medians")
     parser.add_argument("--max-ratio", type=float, default=1.0)
-    parser.add_argument("--threads", type=thread_counts, default=[1, 2],
-                        help="BLAS/OpenMP thread counts to measure, e.g. 1 or 1,2 (default: 1,2)")
-    parser.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -101,22 +88,21 @@ def initial_state(seed: int) -> dict:
     return state
 
 
-def numpy_blas_threads() -> int | None:
-    """Threads of numpy's bundled OpenBLAS, read back through its C API (None when unknown)."""
-    import ctypes
-    import glob
-
-    import numpy as np
-
-    for lib in glob.glob(os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs", "*openblas*")):
-        try:
-            handle = ctypes.CDLL(lib)
-        except OSError:
-            continue
-        for name in ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_", "openblas_get_num_threads"):
-            if hasattr(handle, name):
-                return int(getattr(handle, name)())
-    return None
+def train_to_target(args, epoch, model, loss_fn, optimizer, accuracy):
+    """Train until the first evaluation (every --eval-every steps) at or above --target, for at most
+    --max-epochs passes over epoch() (an iterable of (x, y) batches), spelled the same for both
+    frameworks. Returns (seconds, steps, accuracy); seconds is inf when the target was not reached."""
+    start, step = time.perf_counter(), 0
+    for _ in range(args.max_epochs):
+        for x, y in epoch():
+            loss = loss_fn(model(x), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            step += 1
+            if step % args.eval_every == 0 and (acc := accuracy()) >= args.target:
+                return time.perf_counter() - start, step, acc
+    return float("inf"), step, accuracy()
 
 
 def run_tinytorch(args, data):
@@ -143,17 +129,7 @@ def run_tinytorch(args, data):
         with autograd.no_grad():
             return float(np.mean(model(x_eval).numpy().argmax(axis=1) == y_test))
 
-    start, step = time.perf_counter(), 0
-    for _ in range(args.max_epochs):
-        for x, y in loader:
-            loss = loss_fn(model(x), y)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            step += 1
-            if step % args.eval_every == 0 and (acc := accuracy()) >= args.target:
-                return time.perf_counter() - start, step, acc
-    return float("inf"), step, accuracy()
+    return train_to_target(args, lambda: loader, model, loss_fn, optimizer, accuracy)
 
 
 def run_torch(args, data):
@@ -174,62 +150,35 @@ def run_torch(args, data):
         with torch.no_grad():
             return float((model(x_eval).argmax(dim=1) == y_eval).float().mean())
 
-    start, step, n, bs = time.perf_counter(), 0, len(xt), args.batch_size
-    for _ in range(args.max_epochs):
+    def epoch():
+        n, bs = len(xt), args.batch_size
         order = torch.from_numpy(rng.permutation(n))
         for b in range((n + bs - 1) // bs):
             idx = order[b * bs:(b + 1) * bs]
-            loss = loss_fn(model(xt[idx]), yt[idx])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            step += 1
-            if step % args.eval_every == 0 and (acc := accuracy()) >= args.target:
-                return time.perf_counter() - start, step, acc
-    return float("inf"), step, accuracy()
+            yield xt[idx], yt[idx]
+
+    return train_to_target(args, epoch, model, loss_fn, optimizer, accuracy)
 
 
 def worker(args) -> int:
-    threads = int(os.environ["OMP_NUM_THREADS"])
-    sys.path.insert(0, str(ROOT))
+    paired.start_worker(args.worker)
     data = prepare()
-    if args.worker == "tinytorch":
-        seconds, steps, acc = run_tinytorch(args, data)
-        info = {}
-    else:
-        import torch
-
-        torch.set_num_threads(threads)
-        seconds, steps, acc = run_torch(args, data)
-        info = {"torch": torch.__version__, "torch_threads": torch.get_num_threads()}
-    import numpy as np
-
-    print(json.dumps({"seconds": seconds, "steps": steps, "accuracy": acc, "numpy": np.__version__,
-                      "blas_threads": numpy_blas_threads(), **info}))
-    return 0
+    seconds, steps, acc = (run_tinytorch if args.worker == "tinytorch" else run_torch)(args, data)
+    return paired.report({"seconds": seconds, "steps": steps, "accuracy": acc, **paired.framework_info(args.worker)})
 
 
 # -- the parent: alternate the workers, pair them, report ----------------------------------
 
 
 def run_worker(framework: str, threads: int, seed: int, args) -> dict:
-    env = {**os.environ, "TINYTORCH_IMPL": args.impl, **{var: str(threads) for var in THREAD_VARS}}
-    if args.data_dir:
-        env["TINYTORCH_DATA"] = str(Path(args.data_dir).resolve())
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", framework, "--impl", args.impl,
-           "--target", str(args.target), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
-           "--eval-every", str(args.eval_every), "--max-epochs", str(args.max_epochs), "--seed", str(seed)]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"the {framework} run failed (exit {done.returncode}):\n{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    env = {"TINYTORCH_DATA": str(Path(args.data_dir).resolve())} if args.data_dir else {}
+    flags = paired.worker_flags(args, "impl", "target", "batch_size", "lr", "eval_every", "max_epochs")
+    return paired.run_worker(__file__, framework, threads, args.impl, flags + ["--seed", str(seed)], env=env,
+                             what="run")
 
 
-def allocator_settings() -> str:
-    malloc = {k: v for k, v in os.environ.items() if k.startswith(("MALLOC_", "GLIBC_TUNABLES", "LD_PRELOAD"))}
-    libc = " ".join(platform.libc_ver()) or "unknown libc"
-    settings = ", ".join(f"{k}={v}" for k, v in sorted(malloc.items())) or "no MALLOC_* / GLIBC_TUNABLES set (defaults)"
-    return f"{libc} malloc in both processes; {settings}"
+def seconds_per_step(run: dict) -> float:
+    return run["seconds"] / run["steps"]
 
 
 def main(argv=None) -> int:
@@ -237,36 +186,31 @@ def main(argv=None) -> int:
     if args.worker:
         return worker(args)
     print(f"MNIST time to {args.target:.0%} test accuracy: 784-256-128-10 MLP, Adam lr {args.lr}, batch"
-          f" {args.batch_size}, evaluation every {args.eval_every} steps; tinytorch={args.impl}; {os.cpu_count()} CPUs")
+          f" {args.batch_size}, evaluation every {args.eval_every} steps; tinytorch={args.impl};"
+          f" {paired.cpu_count()} CPU(s)")
     print(f"each run in its own process, ABBA order, {args.repeats} pair(s) per thread count;"
-          f" allocator: {allocator_settings()}", flush=True)
+          f" allocator: {paired.allocator_settings()}", flush=True)
     verdicts = []
     for threads in args.threads:
-        runs: dict[str, list[dict]] = {name: [] for name in FRAMEWORKS}
-        for repeat in range(args.repeats):
-            for name in (FRAMEWORKS if repeat % 2 == 0 else FRAMEWORKS[::-1]):
-                result = run_worker(name, threads, args.seed + repeat, args)
-                runs[name].append(result)
-                extra = f", torch threads {result['torch_threads']}" if "torch_threads" in result else ""
-                print(f"  {threads} thread(s) [{repeat + 1}/{args.repeats}] seed {args.seed + repeat} {name:9s}:"
-                      f" {result['seconds']:7.2f} s, {result['steps']} steps"
-                      f" ({1e3 * result['seconds'] / result['steps']:.2f} ms/step), test accuracy {result['accuracy']:.4f}"
-                      f" (OpenBLAS threads {result['blas_threads']}{extra})", flush=True)
-        tt = statistics.median(r["seconds"] for r in runs["tinytorch"])
-        pt = statistics.median(r["seconds"] for r in runs["pytorch"])
-        ratios = [a["seconds"] / b["seconds"] for a, b in zip(runs["tinytorch"], runs["pytorch"])]
-        per_step = [(a["seconds"] / a["steps"]) / (b["seconds"] / b["steps"])
-                    for a, b in zip(runs["tinytorch"], runs["pytorch"])]
-        ratio = statistics.median(ratios)
-        verdicts.append((threads, ratio))
-        print(f"{threads} thread(s): tinytorch {tt:.2f} s / PyTorch {pt:.2f} s; ratio {ratio:.2f}x (median of"
-              f" {len(ratios)} pairs, range {min(ratios):.2f}..{max(ratios):.2f}; goal <= {args.max_ratio:g}x);"
-              f" per step (training + evaluations / steps) {statistics.median(per_step):.2f}x"
+        def run(name: str, repeat: int) -> dict:
+            result = run_worker(name, threads, args.seed + repeat, args)
+            extra = f", torch threads {result['torch_threads']}" if "torch_threads" in result else ""
+            print(f"  {threads} thread(s) [{repeat + 1}/{args.repeats}] seed {args.seed + repeat} {name:9s}:"
+                  f" {result['seconds']:7.2f} s, {result['steps']} steps"
+                  f" ({1e3 * seconds_per_step(result):.2f} ms/step), test accuracy {result['accuracy']:.4f}"
+                  f" (OpenBLAS threads {result['blas_threads']}{extra})", flush=True)
+            return result
+
+        result = paired.compare(args.repeats, run, order=ORDER)
+        ratio, per_step = result.ratio("seconds"), result.ratios(seconds_per_step)
+        verdicts.append((f"{threads} thread(s)", ratio))
+        print(f"{threads} thread(s): tinytorch {result.median('tinytorch', 'seconds'):.2f} s / PyTorch"
+              f" {result.median('pytorch', 'seconds'):.2f} s; ratio {ratio:.2f}x"
+              f" ({paired.spread(result.ratios('seconds'), 'pairs')}; target <= {args.max_ratio:g}x);"
+              f" per step (training + evaluations / steps) {result.ratio(seconds_per_step):.2f}x"
               f" (range {min(per_step):.2f}..{max(per_step):.2f})", flush=True)
-    summary = ", ".join(f"{threads} thread(s) {ratio:.2f}x" for threads, ratio in verdicts)
-    print(f"time-to-target ratio tinytorch / PyTorch: {summary} (goal <= {args.max_ratio:g}x)")
-    return 0 if all(ratio <= args.max_ratio for _, ratio in verdicts) else TARGET_MISSED
+    return paired.verdict("time-to-target ratio tinytorch / pytorch", verdicts, args.max_ratio, unit="x")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())
