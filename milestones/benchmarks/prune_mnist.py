@@ -64,68 +64,37 @@ if args.data_dir:
 
 import numpy as np  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import _mnist  # noqa: E402  (the shared MNIST recipe: data, the 1986 MLP, training, evaluation, pruning)
 import tinytorch.autograd as autograd  # noqa: E402
 from tinytorch.activations import ReLU  # noqa: E402
-from tinytorch.compression import (Pruner, distillation_loss, gradual_sparsity, low_rank_linear,  # noqa: E402
-                                   sparsity)
-from tinytorch.data import Compose, DataLoader, Normalize, TensorDataset, ToTensor  # noqa: E402
-from tinytorch.datasets import load_mnist  # noqa: E402
+from tinytorch.compression import Pruner, distillation_loss, low_rank_linear, sparsity  # noqa: E402
 from tinytorch.layers import Linear, Sequential, manual_seed  # noqa: E402
-from tinytorch.losses import CrossEntropyLoss  # noqa: E402
-from tinytorch.optimizers import Adam  # noqa: E402
-from tinytorch.training import CosineAnnealingLR  # noqa: E402
 
-mnist = load_mnist()
-prepare = Compose([ToTensor("HW"), Normalize((0.1307,), (0.3081,))])
-x_train = prepare(mnist.train_images).reshape(len(mnist.train_images), 784)
-x_test = prepare(mnist.test_images).reshape(len(mnist.test_images), 784)
-y_train, y_test = mnist.train_labels, mnist.test_labels
-test_loader = DataLoader(TensorDataset(x_test), batch_size=1000)
-loss_fn = CrossEntropyLoss()
+data = _mnist.load()
+x_train, y_train = data.x_train, data.y_train
+weights = _mnist.weights
+hard_loss = _mnist.cross_entropy
 
 
 def evaluate(net) -> float:
     """Accuracy on the 10,000 test images (labels stay here; the framework sees images only)."""
-    with autograd.no_grad():
-        predictions = np.concatenate([net(x).numpy().argmax(axis=1) for (x,) in test_loader])
-    return float(np.mean(predictions == y_test))
+    return _mnist.evaluate(net, data)
 
 
-def train(net, epochs, lr, loss_of, arrays, after_step=None) -> float:
+def train(net, epochs, lr, loss_of, arrays) -> float:
     """Adam + cosine decay over `epochs` of shuffled batches of `arrays`; loss_of(net, batch) -> loss.
-    after_step(done) runs after every optimizer step, with the number of steps done so far.
     Returns the seconds spent."""
-    loader = DataLoader(TensorDataset(*arrays), batch_size=args.batch_size, shuffle=True, generator=args.seed)
-    optimizer = Adam(net.parameters(), lr=lr)
-    scheduler = CosineAnnealingLR(optimizer, T_max=max(1, epochs * len(loader)))
-    started, step = time.perf_counter(), 0
-    for _ in range(epochs):
-        for batch in loader:
-            loss = loss_of(net, batch)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            step += 1
-            if after_step is not None:
-                after_step(step)
-    return time.perf_counter() - started
-
-
-def hard_loss(net, batch):
-    x, y = batch[0], batch[1]
-    return loss_fn(net(x), y)
+    return _mnist.train(net, arrays, epochs, lr, args.batch_size, args.seed, loss_of=loss_of)
 
 
 # -- 0. the dense teacher ---------------------------------------------------------------------------
-manual_seed(args.seed)
-dense = Sequential(Linear(784, 256), ReLU(), Linear(256, 128), ReLU(), Linear(128, 10))
+dense = _mnist.mlp(args.seed)
 seconds = train(dense, args.epochs, args.lr, hard_loss, (x_train, y_train))
 dense.eval()
 dense_accuracy = evaluate(dense)
 print(f"dense 784-256-128-10: {args.epochs} epochs in {seconds:.1f} s, test accuracy {100 * dense_accuracy:.2f}%"
       f" (tinytorch: {args.impl})")
-weights = lambda net: [(net[0], "weight"), (net[2], "weight"), (net[4], "weight")]  # noqa: E731
 
 # -- 1. one-shot global pruning, no fine-tuning ------------------------------------------------------
 one_shot = copy.deepcopy(dense)
@@ -138,23 +107,9 @@ print(f"one-shot global {100 * args.sparsity:.0f}% pruning (no fine-tuning): acc
 # -- 2. gradual pruning during fine-tuning -----------------------------------------------------------
 pruned = copy.deepcopy(dense)
 pruned.train()
-pruner = Pruner()
-steps_per_epoch = -(-len(x_train) // args.batch_size)
-total_steps = args.prune_epochs * steps_per_epoch
-n_events = max(1, int(args.ramp * total_steps) // args.frequency)
-schedule_log = []
-
-
-def prune_step(step: int) -> None:
-    if step % args.frequency == 0 and step // args.frequency <= n_events:
-        target = gradual_sparsity(step, args.sparsity, 0.0, 0, n_events, args.frequency)
-        pruner.global_unstructured(weights(pruned), target)  # the new mask is multiplied into the old one
-        schedule_log.append((step, target))
-    pruner.apply()  # after EVERY optimizer step: Adam's moments would otherwise revive pruned weights
-
-
-prune_step(0)
-seconds = train(pruned, args.prune_epochs, args.prune_lr, hard_loss, (x_train, y_train), after_step=prune_step)
+gradual = _mnist.prune_gradually(pruned, data, args.sparsity, args.prune_epochs, args.prune_lr, args.ramp,
+                                 args.frequency, args.batch_size, args.seed)
+pruner, schedule_log, n_events, seconds = gradual.pruner, gradual.schedule, gradual.events, gradual.seconds
 pruned.eval()
 pruned_accuracy = evaluate(pruned)
 weight_sparsity = pruner.sparsity()

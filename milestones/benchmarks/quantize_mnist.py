@@ -51,48 +51,23 @@ if args.data_dir:
 
 import numpy as np  # noqa: E402
 
-import tinytorch.autograd as autograd  # noqa: E402
-from tinytorch.activations import ReLU  # noqa: E402
-from tinytorch.data import Compose, DataLoader, Normalize, TensorDataset, ToTensor  # noqa: E402
-from tinytorch.datasets import load_mnist  # noqa: E402
-from tinytorch.layers import Linear, Sequential, manual_seed  # noqa: E402
-from tinytorch.losses import CrossEntropyLoss  # noqa: E402
-from tinytorch.optimizers import Adam  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import _mnist  # noqa: E402  (the shared MNIST recipe: data, the 1986 MLP, training, evaluation)
 from tinytorch.quantization import model_size_bytes, quantize_model  # noqa: E402
-from tinytorch.training import CosineAnnealingLR  # noqa: E402
 
-mnist = load_mnist()
-prepare = Compose([ToTensor("HW"), Normalize((0.1307,), (0.3081,))])
-x_train = prepare(mnist.train_images).reshape(len(mnist.train_images), 784)
-x_test = prepare(mnist.test_images).reshape(len(mnist.test_images), 784)
-y_train, y_test = mnist.train_labels, mnist.test_labels
-train_loader = DataLoader(TensorDataset(x_train, y_train), batch_size=args.batch_size, shuffle=True,
-                          generator=args.seed)
-test_loader = DataLoader(TensorDataset(x_test), batch_size=1000)
-
-manual_seed(args.seed)
-model = Sequential(Linear(784, 256), ReLU(), Linear(256, 128), ReLU(), Linear(128, 10))
-loss_fn = CrossEntropyLoss()
-optimizer = Adam(model.parameters(), lr=args.lr)
-scheduler = CosineAnnealingLR(optimizer, T_max=args.epochs * len(train_loader))
-started = time.perf_counter()
-for epoch in range(args.epochs):
-    for x, y in train_loader:
-        loss = loss_fn(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-print(f"trained 784-256-128-10 for {args.epochs} epochs in {time.perf_counter() - started:.1f} s"
+data = _mnist.load()
+x_train, y_train = data.x_train, data.y_train
+model = _mnist.mlp(args.seed)
+seconds = _mnist.train(model, (x_train, y_train), args.epochs, args.lr, args.batch_size, args.seed)
+print(f"trained 784-256-128-10 for {args.epochs} epochs in {seconds:.1f} s"
       f" (tinytorch: {args.impl})")
 
 
 def evaluate(net) -> tuple[float, float]:
     """(test accuracy, seconds for one pass over the 10 batches of 1000)."""
     started = time.perf_counter()
-    with autograd.no_grad():
-        predictions = np.concatenate([net(x).numpy().argmax(axis=1) for (x,) in test_loader])
-    return float(np.mean(predictions == y_test)), time.perf_counter() - started
+    accuracy = _mnist.evaluate(net, data)
+    return accuracy, time.perf_counter() - started
 
 
 # calibration data: the first batches of a fixed shuffle of the TRAINING set, never test images
