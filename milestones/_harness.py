@@ -156,3 +156,93 @@ class MilestoneRun:
             Path(self.args.result_json).write_text(json.dumps(result, indent=2))
         return 2
 
+
+
+# -- reporting shared by the image classifiers (1986 MLP, 1998 LeNet-5 and CIFAR CNN) -------------
+
+
+class EpochProgress:
+    """One epoch's progress line: redrawn on a terminal, four plain lines in a log file.
+
+        progress = EpochProgress(epoch, epochs, steps_per_epoch)
+        progress.update(step, seen, mean_loss)     # after each step
+        progress.done()                            # before the epoch's summary line
+    """
+
+    def __init__(self, epoch: int, epochs: int, steps: int, redraw_every: int = 20):
+        self.epoch, self.epochs, self.steps, self.redraw_every = epoch, epochs, steps, redraw_every
+        self.interactive = sys.stdout.isatty()
+        self.quarters = {max(1, steps * k // 4) for k in (1, 2, 3)}
+        self.started = time.perf_counter()
+
+    def update(self, step: int, seen: int, mean_loss: float) -> None:
+        show = step % self.redraw_every == 0 or step == self.steps if self.interactive else step in self.quarters
+        if not show:
+            return
+        done = step / self.steps
+        rate = seen / max(time.perf_counter() - self.started, 1e-9)
+        line = (f"  epoch {self.epoch}/{self.epochs} [{'#' * int(24 * done):<24}] {100 * done:5.1f}%"
+                f"  loss {mean_loss:.4f}  {rate:,.0f} images/s")
+        print(f"\r{line}" if self.interactive else line, end="" if self.interactive else "\n", flush=True)
+
+    def done(self) -> float:
+        """Clears a redrawn bar; returns the epoch's seconds so far."""
+        if self.interactive:
+            print("\r" + " " * 90 + "\r", end="")
+        return time.perf_counter() - self.started
+
+
+def confusion_matrix(labels, predictions, classes: int = 10):
+    """(classes, classes) int64 counts: row = true class, column = predicted; and per-class accuracy."""
+    import numpy as np
+
+    confusion = np.zeros((classes, classes), dtype=np.int64)
+    np.add.at(confusion, (np.asarray(labels), np.asarray(predictions)), 1)
+    return confusion, confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
+
+
+def save_classifier_figures(run: MilestoneRun, history: dict, steps_per_epoch: int, confusion, *, title: str,
+                            class_names=None, train_label: str = "train") -> None:
+    """training_curve.png (loss per step and per epoch; train/test accuracy per epoch against the
+    target) and confusion_matrix.png. Plotting is a bonus: without matplotlib, one line says so."""
+    import numpy as np
+
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as err:
+        run.log(f"(no figures: {err})")
+        return
+    epochs_axis = np.arange(1, len(history["epoch_loss"]) + 1)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    steps = np.arange(1, len(history["step_loss"]) + 1) / steps_per_epoch
+    left.plot(steps, history["step_loss"], lw=0.5, alpha=0.5, label="training loss (per step)")
+    left.plot(epochs_axis, history["epoch_loss"], "o-", label="training loss (epoch mean)")
+    left.set(xlabel="epoch", ylabel="cross-entropy", yscale="log", title=f"{title}: training loss")
+    left.legend()
+    right.plot(epochs_axis, history["train_accuracy"], "o-", label=train_label)
+    right.plot(epochs_axis, history["test_accuracy"], "s-", label="test")
+    right.axhline(run.milestone.target, color="gray", ls="--", label=f"target {run.milestone.target:g}")
+    right.set(xlabel="epoch", ylabel="accuracy", title=f"{title}: accuracy")
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(run.plot_path("training_curve.png"), dpi=120)
+    plt.close(fig)
+
+    classes = len(confusion)
+    names = list(class_names) if class_names is not None else [str(c) for c in range(classes)]
+    accuracy = confusion.trace() / max(confusion.sum(), 1)
+    fig, ax = plt.subplots(figsize=(6.5, 6) if class_names is not None else (5.5, 5))
+    image = ax.imshow(confusion, cmap="Blues")
+    for (i, j), count in np.ndenumerate(confusion):
+        ax.text(j, i, str(count), ha="center", va="center", fontsize=7,
+                color="white" if count > confusion.max() / 2 else "black")
+    ax.set_xticks(range(classes), names, rotation=45 if class_names is not None else 0)
+    ax.set_yticks(range(classes), names)
+    ax.set(xlabel="predicted", ylabel="true class", title=f"{title}: test confusion (accuracy {accuracy:.2%})")
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(run.plot_path("confusion_matrix.png"), dpi=120)
+    plt.close(fig)

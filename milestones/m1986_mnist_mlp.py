@@ -20,11 +20,11 @@ Data: --data-dir, else $TINYTORCH_DATA, else ~/.cache/tinytorch (downloaded once
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import MilestoneRun  # noqa: E402  (sibling plumbing: flags, target, verdict)
+from _harness import (EpochProgress, MilestoneRun, confusion_matrix,  # noqa: E402  (sibling plumbing:
+                      save_classifier_figures)  # flags, target, verdict, progress and figures)
 
 
 def _flags(parser):
@@ -80,12 +80,10 @@ def predict(loader: DataLoader) -> np.ndarray:
 history = {"step_loss": [], "epoch_loss": [], "train_accuracy": [], "test_accuracy": []}
 steps_per_epoch = len(train_loader)
 total_steps = args.epochs * steps_per_epoch
-interactive = sys.stdout.isatty()  # a redrawn bar on a terminal, a few plain lines in a log file
-milestones = {max(1, steps_per_epoch * k // 4) for k in (1, 2, 3)}
 # cosine learning-rate decay to 0 over the whole run (Loshchilov & Hutter, 2017), stepped per batch
 scheduler = CosineAnnealingLR(optimizer, T_max=total_steps)
 for epoch in range(1, args.epochs + 1):
-    started, total_loss, correct, seen = time.perf_counter(), 0.0, 0, 0
+    progress, total_loss, correct, seen = EpochProgress(epoch, args.epochs, steps_per_epoch), 0.0, 0, 0
     for step, (x, y) in enumerate(train_loader, start=1):
         logits = model(x)
         loss = loss_fn(logits, y)
@@ -99,63 +97,22 @@ for epoch in range(1, args.epochs + 1):
         total_loss += value * len(y)
         correct += int((logits.numpy().argmax(axis=1) == y.numpy()).sum())
         seen += len(y)
-        if interactive and (step % 20 == 0 or step == steps_per_epoch) or not interactive and step in milestones:
-            done = step / steps_per_epoch
-            bar = f"  epoch {epoch}/{args.epochs} [{'#' * int(24 * done):<24}] {100 * done:5.1f}%  loss {total_loss / seen:.4f}"
-            print(f"\r{bar}" if interactive else bar, end="" if interactive else "\n", flush=True)
+        progress.update(step, seen, total_loss / seen)
     test_accuracy = float(np.mean(predict(test_loader) == y_test))
     history["epoch_loss"].append(total_loss / seen)
     history["train_accuracy"].append(correct / seen)
     history["test_accuracy"].append(test_accuracy)
-    if interactive:
-        print("\r" + " " * 72 + "\r", end="")
     run.log(f"epoch {epoch}/{args.epochs}: train loss {total_loss / seen:.4f}, train accuracy {correct / seen:.4f},"
-            f" test accuracy {test_accuracy:.4f} ({time.perf_counter() - started:.1f} s)")
+            f" test accuracy {test_accuracy:.4f} ({progress.done():.1f} s)")
 
 # -- evaluation and figures ----------------------------------------------------------------
 predictions = predict(test_loader)
 test_accuracy = float(np.mean(predictions == y_test))
-confusion = np.zeros((10, 10), dtype=np.int64)
-np.add.at(confusion, (y_test, predictions), 1)
-per_class = confusion.diagonal() / confusion.sum(axis=1)
+confusion, per_class = confusion_matrix(y_test, predictions)
 run.log("per-class test accuracy: " + "  ".join(f"{d}:{a:.3f}" for d, a in enumerate(per_class)))
 run.log(f"measured test accuracy {test_accuracy:.4f} vs target {run.milestone.target:g}")
-
-try:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    steps = np.arange(1, len(history["step_loss"]) + 1) / steps_per_epoch
-    left.plot(steps, history["step_loss"], lw=0.5, alpha=0.5, label="training loss (per step)")
-    left.plot(np.arange(1, args.epochs + 1), history["epoch_loss"], "o-", label="training loss (epoch mean)")
-    left.set(xlabel="epoch", ylabel="cross-entropy", yscale="log", title="Training loss")
-    left.legend()
-    right.plot(np.arange(1, args.epochs + 1), history["train_accuracy"], "o-", label="train")
-    right.plot(np.arange(1, args.epochs + 1), history["test_accuracy"], "s-", label="test")
-    right.axhline(run.milestone.target, color="gray", ls="--", label=f"target {run.milestone.target:g}")
-    right.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
-    right.legend()
-    fig.tight_layout()
-    fig.savefig(run.plot_path("training_curve.png"), dpi=120)
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(5.5, 5))
-    image = ax.imshow(confusion, cmap="Blues")
-    for (i, j), count in np.ndenumerate(confusion):
-        ax.text(j, i, str(count), ha="center", va="center", fontsize=7,
-                color="white" if count > confusion.max() / 2 else "black")
-    ax.set(xticks=range(10), yticks=range(10), xlabel="predicted", ylabel="true digit",
-           title=f"MNIST test confusion matrix (accuracy {test_accuracy:.2%})")
-    fig.colorbar(image, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    fig.savefig(run.plot_path("confusion_matrix.png"), dpi=120)
-    plt.close(fig)
-    run.log(f"figures: {', '.join(run.artifacts)}")
-except ImportError as err:  # plotting is a bonus: never let it hide the result
-    run.log(f"(no figures: {err})")
+save_classifier_figures(run, history, steps_per_epoch, confusion, title="MNIST MLP")
+run.log(f"figures: {', '.join(run.artifacts)}")
 
 details = {
     "epochs": args.epochs,

@@ -29,14 +29,14 @@ milestones/m1998_cifar_cnn.py.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import MilestoneRun  # noqa: E402  (sibling plumbing: flags, target, verdict)
+from _harness import (EpochProgress, MilestoneRun, confusion_matrix,  # noqa: E402  (sibling plumbing:
+                      save_classifier_figures)  # flags, target, verdict, progress and figures)
 
 
 def _flags(parser):
@@ -104,11 +104,9 @@ def predict(loader: DataLoader) -> np.ndarray:
 # -- training: a plain loop you can read top to bottom ----------------------------------------
 history = {"step_loss": [], "epoch_loss": [], "train_accuracy": [], "test_accuracy": [], "epoch_seconds": []}
 steps_per_epoch = len(train_loader)
-interactive = sys.stdout.isatty()  # a redrawn bar on a terminal, a few plain lines in a log file
-milestones = {max(1, steps_per_epoch * k // 4) for k in (1, 2, 3)}
 training_started = time.perf_counter()
 for epoch in range(1, args.epochs + 1):
-    started, total_loss, correct, seen = time.perf_counter(), 0.0, 0, 0
+    progress, total_loss, correct, seen = EpochProgress(epoch, args.epochs, steps_per_epoch), 0.0, 0, 0
     model.train()
     for step, (x, y) in enumerate(train_loader, start=1):
         logits = model(x)
@@ -123,72 +121,32 @@ for epoch in range(1, args.epochs + 1):
         total_loss += value * len(y)
         correct += int((logits.numpy().argmax(axis=1) == y.numpy()).sum())
         seen += len(y)
-        if interactive and (step % 20 == 0 or step == steps_per_epoch) or not interactive and step in milestones:
-            done = step / steps_per_epoch
-            rate = seen / (time.perf_counter() - started)
-            bar = (f"  epoch {epoch}/{args.epochs} [{'#' * int(24 * done):<24}] {100 * done:5.1f}%"
-                   f"  loss {total_loss / seen:.4f}  {rate:,.0f} images/s")
-            print(f"\r{bar}" if interactive else bar, end="" if interactive else "\n", flush=True)
-    train_seconds = time.perf_counter() - started
+        progress.update(step, seen, total_loss / seen)
+    train_seconds = progress.done()
     model.eval()
     test_accuracy = float(np.mean(predict(test_loader) == y_test))
     history["epoch_loss"].append(total_loss / seen)
     history["train_accuracy"].append(correct / seen)
     history["test_accuracy"].append(test_accuracy)
     history["epoch_seconds"].append(round(train_seconds, 2))
-    if interactive:
-        print("\r" + " " * 90 + "\r", end="")
     run.log(f"epoch {epoch}/{args.epochs}: train loss {total_loss / seen:.4f}, train accuracy {correct / seen:.4f},"
             f" test accuracy {test_accuracy:.4f} (training {train_seconds:.1f} s,"
-            f" {seen / train_seconds:,.0f} images/s; evaluation {time.perf_counter() - started - train_seconds:.1f} s)")
+            f" {seen / train_seconds:,.0f} images/s; evaluation {progress.done() - train_seconds:.1f} s)")
 training_seconds = time.perf_counter() - training_started
 
 # -- evaluation and figures -------------------------------------------------------------------
 model.eval()
 predictions = predict(test_loader)
 test_accuracy = float(np.mean(predictions == y_test))
-confusion = np.zeros((10, 10), dtype=np.int64)
-np.add.at(confusion, (y_test, predictions), 1)
-per_class = confusion.diagonal() / confusion.sum(axis=1)
+confusion, per_class = confusion_matrix(y_test, predictions)
 cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 run.log("per-class test accuracy: " + "  ".join(f"{d}:{a:.3f}" for d, a in enumerate(per_class)))
 run.log(f"training took {training_seconds:.1f} s for {args.epochs} epochs (with a test pass after each) on {cores} CPU"
         f" core(s); {len(y_test) - int(confusion.trace())} of {len(y_test)} test digits misread")
 run.log(f"measured test accuracy {test_accuracy:.4f} vs target {run.milestone.target:g}")
-
+save_classifier_figures(run, history, steps_per_epoch, confusion, title="LeNet-5 on MNIST")
 try:
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    epochs_axis = np.arange(1, args.epochs + 1)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    steps = np.arange(1, len(history["step_loss"]) + 1) / steps_per_epoch
-    left.plot(steps, history["step_loss"], lw=0.5, alpha=0.5, label="training loss (per step)")
-    left.plot(epochs_axis, history["epoch_loss"], "o-", label="training loss (epoch mean)")
-    left.set(xlabel="epoch", ylabel="cross-entropy", yscale="log", title="LeNet-5: training loss")
-    left.legend()
-    right.plot(epochs_axis, history["train_accuracy"], "o-", label="train")
-    right.plot(epochs_axis, history["test_accuracy"], "s-", label="test")
-    right.axhline(run.milestone.target, color="gray", ls="--", label=f"target {run.milestone.target:g}")
-    right.set(xlabel="epoch", ylabel="accuracy", title="LeNet-5: accuracy")
-    right.legend()
-    fig.tight_layout()
-    fig.savefig(run.plot_path("training_curve.png"), dpi=120)
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(5.5, 5))
-    image = ax.imshow(confusion, cmap="Blues")
-    for (i, j), count in np.ndenumerate(confusion):
-        ax.text(j, i, str(count), ha="center", va="center", fontsize=7,
-                color="white" if count > confusion.max() / 2 else "black")
-    ax.set(xticks=range(10), yticks=range(10), xlabel="predicted", ylabel="true digit",
-           title=f"LeNet-5 on MNIST: confusion (accuracy {test_accuracy:.2%})")
-    fig.colorbar(image, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    fig.savefig(run.plot_path("confusion_matrix.png"), dpi=120)
-    plt.close(fig)
 
     filters = model[0].weight.numpy()[:, 0]  # the six learned 5x5 filters of the first layer
     fig, axes = plt.subplots(1, len(filters), figsize=(1.6 * len(filters), 1.9))
@@ -200,9 +158,9 @@ try:
     fig.tight_layout()
     fig.savefig(run.plot_path("conv1_filters.png"), dpi=120)
     plt.close(fig)
-    run.log(f"figures: {', '.join(run.artifacts)}")
-except ImportError as err:  # plotting is a bonus: never let it hide the result
-    run.log(f"(no figures: {err})")
+except ImportError:  # plotting is a bonus (save_classifier_figures already said so)
+    pass
+run.log(f"figures: {', '.join(run.artifacts)}")
 
 details = {
     "model": "LeNet-5 (ReLU, max-pool)",
