@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from grading import assembly, integrity, runner, sandbox, stubs
+from grading import assembly, capstone, integrity, runner, sandbox, stubs
 from grading import curriculum as _curriculum
 
 ROOT = _curriculum.PROJECT_ROOT
@@ -152,8 +152,13 @@ def grade_module(module: _curriculum.Module, katas_dir: Path, options: GradeOpti
             return entry
     if run.ok and options.thresholds and module.thresholds:
         for threshold in module.thresholds:
-            result = runner.run_threshold(module, threshold, katas_dir, impl, timeout=options.timeout,
-                                          memory=options.memory, guard=guard)
+            if capstone.is_capstone(threshold):  # module 20: the TinyMLPerf run (grading/capstone.py)
+                result, entry["capstone"] = capstone.run_threshold(
+                    module, threshold, katas_dir, impl, timeout=options.timeout, memory=options.memory, guard=guard,
+                    data_dir=options.data_dir)
+            else:
+                result = runner.run_threshold(module, threshold, katas_dir, impl, timeout=options.timeout,
+                                              memory=options.memory, guard=guard)
             entry["thresholds"].append(asdict(result))
             entry["points"] = round(entry["points"] + result.earned, 2)
     elif module.thresholds:
@@ -305,6 +310,8 @@ def _grade_guarded(katas_dir: Path, options: GradeOptions, guard: integrity.Guar
         "curriculum_max_score": cur.total_points,
         "modules": [modules[n] for n in sorted(modules)],
         "milestones": milestones,
+        # module 20's measured run (schema grading/schemas/capstone_result.schema.json); null when not measured
+        "capstone": next((entry.pop("capstone") for entry in modules.values() if "capstone" in entry), None),
         "integrity": {
             "kata_sha256": {k: v for e in modules.values() for k, v in e.get("kata_files", {}).items()},
             "static_check_warnings": {e["key"]: e["static_check"]["warnings"] for e in modules.values()

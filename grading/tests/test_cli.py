@@ -46,6 +46,20 @@ def kata(*args: str):
     return CliRunner(env={"COLUMNS": "300"}).invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
+@pytest.fixture
+def course_in_progress(monkeypatch):
+    """The last module and the last milestone not built yet, as in a course still being written
+    (the full course has every item available, so this is how the "not yet available" path is tried)."""
+    cur = curriculum.load()
+    last_module, last_milestone = cur.modules[-1].number, cur.milestones[-1].slug
+    module_available, milestone_available = curriculum.Module.is_available, curriculum.Milestone.is_available
+    monkeypatch.setattr(curriculum.Module, "is_available",
+                        lambda self, root=curriculum.PROJECT_ROOT: self.number != last_module and module_available(self, root))
+    monkeypatch.setattr(curriculum.Milestone, "is_available",
+                        lambda self, root=curriculum.PROJECT_ROOT: self.slug != last_milestone and milestone_available(self, root))
+    return cur.modules[-1], cur.milestones[-1]
+
+
 def test_help_lists_every_command():
     out = kata("--help").output
     for command in ("status", "check", "grade", "milestone", "stubs", "hint", "watch"):
@@ -67,7 +81,7 @@ def test_check_accepts_every_module_spelling_and_passes_the_reference_copy(tmp_p
     assert snapshot(katas) == before
 
 
-def test_check_explains_not_implemented_and_status_shows_it(tmp_path):
+def test_check_explains_not_implemented_and_status_shows_it(tmp_path, course_in_progress):
     katas = make_checkout(tmp_path, pristine_01())
     result = kata("check", "01", "--katas", katas, "--timeout", "40", "-k", SELECT)
     assert result.exit_code == 1
@@ -84,15 +98,14 @@ def test_check_shows_syntax_errors_with_file_and_line(tmp_path):
     assert "SyntaxError" in result.output
 
 
-def test_check_unknown_or_unavailable_module(tmp_path):
+def test_check_unknown_or_unavailable_module(tmp_path, course_in_progress):
     assert kata("check", "99").exit_code == 2  # click usage error
-    unavailable = next((m for m in curriculum.load().modules if not m.is_available()), None)
-    if unavailable is not None:
-        result = kata("check", str(unavailable.number), "--katas", tmp_path)
-        assert result.exit_code == 2 and "not yet available" in result.output
+    unavailable, _ = course_in_progress
+    result = kata("check", str(unavailable.number), "--katas", tmp_path)
+    assert result.exit_code == 2 and "not yet available" in result.output
 
 
-def test_status_not_started_locked_and_not_available(tmp_path):
+def test_status_not_started_locked_and_not_available(tmp_path, course_in_progress):
     katas = make_checkout(tmp_path, pristine_01())
     out = kata("status", "--katas", katas).output
     assert "not started" in out
@@ -207,13 +220,12 @@ def test_stubs_refuses_to_overwrite_learner_work(tmp_path):
     assert kata_file.read_text() == pristine_01()
 
 
-def test_milestone_command_unknown_unavailable_and_locked(tmp_path):
+def test_milestone_command_unknown_unavailable_and_locked(tmp_path, course_in_progress):
     assert kata("milestone", "nope").exit_code == 2
     cur = curriculum.load()
-    unavailable = next((m for m in cur.milestones if not m.is_available()), None)
-    if unavailable is not None:
-        result = kata("milestone", unavailable.slug)
-        assert result.exit_code == 2 and "not yet available" in result.output
+    _, unavailable = course_in_progress
+    result = kata("milestone", unavailable.slug)
+    assert result.exit_code == 2 and "not yet available" in result.output
     available = next((m for m in cur.milestones if m.is_available()), None)
     if available is not None:
         katas = make_checkout(tmp_path, pristine_01())

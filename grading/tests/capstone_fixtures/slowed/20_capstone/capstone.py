@@ -1,0 +1,58 @@
+"""Test fixture: the valid model with a deliberately slow predict(): Python loops per weight row (every
+call, so single-image latency) and per image (so batch throughput)."""
+
+import numpy as np
+
+import tinytorch.autograd  # noqa: F401
+from tinytorch.activations import ReLU
+from tinytorch.layers import Linear, Sequential, manual_seed
+from tinytorch.losses import cross_entropy
+from tinytorch.optimizers import Adam
+from tinytorch.tensor import Tensor
+
+LAYERS = ("0", "2", "4")
+
+
+def train(images, labels, seed):
+    manual_seed(seed)
+    model = Sequential(Linear(784, 256), ReLU(), Linear(256, 128), ReLU(), Linear(128, 10))
+    optimizer = Adam(model.parameters(), lr=1e-3)
+    x = images.reshape(len(images), 784)
+    order = np.random.default_rng(seed).permutation(len(x))
+    for start in range(0, len(x), 128):
+        index = order[start:start + 128]
+        loss = cross_entropy(model(Tensor(x[index])), Tensor(labels[index]))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    state = {}
+    for name, value in model.state_dict().items():
+        value = np.asarray(value, dtype=np.float32)
+        if name.endswith("weight"):
+            scale = np.float32(np.abs(value).max() / 127.0)
+            state[name] = np.round(value / scale).astype(np.int8)
+            state[name + ".scale"] = np.array([scale], dtype=np.float32)
+        else:
+            state[name] = value
+    return state
+
+
+def load(state):
+    return [(state[f"{i}.weight"].astype(np.float32).T * state[f"{i}.weight.scale"][0], state[f"{i}.bias"])
+            for i in LAYERS]
+
+
+def predict(model, images):
+    for _ in range(3):
+        for row in model[0][0]:
+            float(row.sum())
+    return np.concatenate([_forward(model, image[None]) for image in images])
+
+
+def _forward(model, images):
+    h = images.reshape(len(images), 784)
+    for k, (w, b) in enumerate(model):
+        h = h @ w + b
+        if k < len(model) - 1:
+            h = np.maximum(h, 0)
+    return h.astype(np.float32)
