@@ -294,7 +294,8 @@ def _mse_loss_backward(grad, out, inputs, saved):
 
 @register_backward("cross_entropy")
 def _cross_entropy_backward(grad, out, inputs, saved):
-    # d loss_i / d logits_i = softmax_i - ((1 - eps) * onehot(y_i) + eps / C), 0 for ignored targets.
+    # d loss_i / d logits_i = softmax_i - q_i, with q_i the target distribution (1 - eps) * onehot(y_i) + eps / C;
+    # 0 for ignored targets. One fresh array (the softmax) updated in place: no put_along_axis scatter, no copies.
     raise NotImplementedError('_cross_entropy_backward: your turn - see the TODOs above')
 
 

@@ -135,19 +135,19 @@ def cross_entropy(input: Tensor, target: Tensor, ignore_index: int = -100, reduc
     if target.shape != expected:
         raise ValueError(f"cross_entropy: target shape {target.shape} does not match input shape {input.shape}:"
                          f" expected {expected} (the input's shape without the class dimension {class_dim})")
-    labels = target.data.astype(np.int64)
-    ignored = labels == ignore_index
-    bad = ~ignored & ((labels < 0) | (labels >= classes))
+    labels = target.data
+    kept = labels != ignore_index
+    bad = kept & ((labels < 0) | (labels >= classes))
     if bad.any():
         raise IndexError(f"cross_entropy: target value {int(labels[bad].flat[0])} is out of range for"
                          f" {classes} classes (expected 0..{classes - 1} or ignore_index={ignore_index})")
     logp = log_softmax(Tensor(input.data), dim=class_dim).data
-    picked = np.take_along_axis(logp, np.expand_dims(np.where(ignored, 0, labels), class_dim), axis=class_dim)
-    losses = -(1.0 - label_smoothing) * np.squeeze(picked, axis=class_dim)
+    picked = np.take_along_axis(logp, np.expand_dims(np.where(kept, labels, 0), class_dim), axis=class_dim)
+    losses = np.squeeze(picked, axis=class_dim) * -(1.0 - label_smoothing)  # logp's dtype: a Python float never upcasts
     if label_smoothing:
-        losses = losses - label_smoothing / classes * np.sum(logp, axis=class_dim)
-    losses = np.where(ignored, 0.0, losses).astype(input.dtype)
-    out = _reduce(losses, reduction, count=int(np.count_nonzero(~ignored)))
+        losses -= label_smoothing / classes * np.sum(logp, axis=class_dim)
+    losses = np.where(kept, losses, 0)  # ignored targets contribute 0 (also where their logits are inf)
+    out = _reduce(losses, reduction, count=int(np.count_nonzero(kept)))
     return Tensor.from_op(out, "cross_entropy", (input, target), ignore_index=ignore_index,
                           reduction=reduction, label_smoothing=label_smoothing)
     # END SOLUTION

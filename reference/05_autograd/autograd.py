@@ -103,6 +103,8 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     #       dimension where shape has 1 and grad does not, sum it with keepdims=True.
     # BEGIN SOLUTION
     grad = np.asarray(grad)
+    if grad.shape == tuple(shape):  # the common case: nothing to undo, no new array
+        return grad
     extra = grad.ndim - len(shape)
     if extra > 0:
         grad = grad.sum(axis=tuple(range(extra)))
@@ -416,23 +418,29 @@ def _mse_loss_backward(grad, out, inputs, saved):
 
 @register_backward("cross_entropy")
 def _cross_entropy_backward(grad, out, inputs, saved):
-    # d loss_i / d logits_i = softmax_i - ((1 - eps) * onehot(y_i) + eps / C), 0 for ignored targets.
+    # d loss_i / d logits_i = softmax_i - q_i, with q_i the target distribution (1 - eps) * onehot(y_i) + eps / C;
+    # 0 for ignored targets. One fresh array (the softmax) updated in place: no put_along_axis scatter, no copies.
     # BEGIN SOLUTION
     x, target = inputs
     class_dim = 1 if x.ndim >= 2 else 0
     classes = x.shape[class_dim]
-    labels = target.data.astype(np.int64)
+    per_slice = x.shape[:class_dim] + (1,) + x.shape[class_dim + 1:]  # one entry per slice, broadcasts over classes
+    labels = target.data.reshape(per_slice)
     keep = labels != saved["ignore_index"]
     eps = saved["label_smoothing"]
     with np.errstate(under="ignore"):
-        shifted = x.data - np.max(x.data, axis=class_dim, keepdims=True)
-        e = np.exp(shifted)
-    local = e / np.sum(e, axis=class_dim, keepdims=True) - eps / classes
-    onehot = np.zeros_like(local)
-    np.put_along_axis(onehot, np.expand_dims(np.where(keep, labels, 0), class_dim), 1.0 - eps, axis=class_dim)
-    local = (local - onehot) * np.expand_dims(keep, class_dim)
-    g = _loss_upstream(grad, labels.shape, saved["reduction"], int(np.count_nonzero(keep)))
-    return (local * np.expand_dims(g, class_dim)).astype(x.dtype), None
+        local = np.exp(x.data - x.data.max(axis=class_dim, keepdims=True))
+    local /= local.sum(axis=class_dim, keepdims=True)  # softmax, each slice shifted by its own max
+    onehot = labels == np.arange(classes).reshape((classes,) + (1,) * (x.ndim - class_dim - 1))
+    local -= onehot if not eps else (1.0 - eps) * onehot + eps / classes
+    # each slice's upstream gradient: g ("none"), g ("sum"), g / count ("mean"); 0 for ignored targets
+    reduction = saved["reduction"]
+    if reduction == "none":
+        grad = grad.reshape(per_slice)
+    elif reduction == "mean":
+        grad = grad / max(int(np.count_nonzero(keep)), 1)
+    local *= keep * grad
+    return local.astype(x.dtype, copy=False), None
     # END SOLUTION
 
 
@@ -533,8 +541,9 @@ def backward(root: Tensor, gradient: Tensor | None = None, retain_graph: bool = 
         if seed.shape != root.shape:
             raise RuntimeError(f"Mismatch in shape: gradient has a shape of {seed.shape} and output has a"
                                f" shape of {root.shape}")
-        seed = seed.astype(root.dtype)
+        seed = seed.astype(root.dtype)  # a copy: no .grad may share memory with the caller's array
     grads: dict[int, np.ndarray] = {id(root): seed}
+    stored: set[int] = set()  # ids of the arrays this pass stored as some leaf's .grad
     for t in reversed(_topological_order(root)):
         grad = grads.pop(id(t), None)
         if grad is None:
@@ -542,9 +551,16 @@ def backward(root: Tensor, gradient: Tensor | None = None, retain_graph: bool = 
         node = t.grad_fn
         if node is None:
             accumulated = grad if t.grad is None else t.grad.data + grad
-            # A fresh C-ordered array: never a view of another tensor, and laid out like the
-            # parameter, so optimizers stream through both in order (a transposed grad is ~2x slower).
-            t.grad = Tensor(np.array(accumulated, dtype=t.dtype, order="C"))
+            # .grad must be a fresh C-ordered array: never a view of another tensor, and laid out like
+            # the parameter, so optimizers stream through both in order (a transposed grad is ~2x slower).
+            # An array a rule has just computed (it owns its memory, is writeable, C-ordered, in the
+            # leaf's dtype) and that no other leaf got in this pass already is one: keep it, no copy.
+            # Anything else (a view, a broadcast, the array `add` also passed to another leaf) is copied.
+            if not (accumulated.base is None and accumulated.flags.writeable and accumulated.flags.c_contiguous
+                    and accumulated.dtype == t.dtype and id(accumulated) not in stored):
+                accumulated = np.array(accumulated, dtype=t.dtype, order="C")
+            stored.add(id(accumulated))
+            t.grad = Tensor(accumulated)
             continue
         rule = BACKWARD_RULES.get(node.op)
         if rule is None:

@@ -283,12 +283,14 @@ class Adam(Optimizer):
                 if amsgrad:
                     np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
                     v = state["max_exp_avg_sq"]
-                step_size = lr / (1 - beta1**step)
+                # torch's lr / (1 - beta1^t) * m / (sqrt(v) / c2 + eps), c2 = sqrt(1 - beta2^t), with top and
+                # bottom multiplied by c2 (as in the Adam paper): every bias correction lands in one scalar,
+                # and the per-element work is one pass shorter (12 instead of 13 over each array).
+                c2 = math.sqrt(1 - beta2**step)
                 denom = np.sqrt(v, out=scratch)
-                denom /= math.sqrt(1 - beta2**step)
-                denom += eps
+                denom += eps * c2
                 np.divide(m, denom, out=denom)
-                denom *= step_size
+                denom *= lr * c2 / (1 - beta1**step)
                 p.data -= denom
         # END SOLUTION
 
