@@ -167,14 +167,18 @@ def test_grade_writes_json_gradescope_junit_and_report(tmp_path):
 
 
 def test_grade_reference_gives_full_marks_on_everything_available(tmp_path):
-    result = kata("grade", "--impl", "reference", "--no-milestones", "--hypothesis-profile", "kata-smoke",
-                  "--json", tmp_path / "r.json")
+    """Every available module's checks, through the CLI and the sandbox. The performance thresholds
+    (timed, minutes in all) are left to .ci/run's grader smoke run, which asserts full marks with them."""
+    result = kata("grade", "--impl", "reference", "--no-milestones", "--no-thresholds", "--hypothesis-profile",
+                  "kata-smoke", "--json", tmp_path / "r.json")
     assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "r.json").read_text())
     available = [m for m in data["modules"] if m["available"]]
     assert available and all(m["status"] == "passed" for m in available), [
         (m["key"], m["reason"]) for m in available if m["status"] != "passed"]
-    assert data["score"] == data["max_score"] == sum(m["points_max"] for m in available)
+    unmeasured = sum(t.points for m in curriculum.load().modules if m.is_available() for t in m.thresholds)
+    assert unmeasured > 0 and data["max_score"] == sum(m["points_max"] for m in available)
+    assert data["score"] == data["max_score"] - unmeasured, "everything but the unmeasured thresholds"
     for m in data["modules"]:
         if not m["available"]:
             assert m["status"] == "not_available" and m["points"] == 0

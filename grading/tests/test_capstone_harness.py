@@ -5,7 +5,7 @@ other module is lent from the reference). The ones that depend on this machine (
 checkpoint, a huge source) are written by the tests into tmp folders. Runs are shortened (the first
 3,000 training and 1,000 test images, 30 latency queries); the grader uses the full data.
 
-    pytest grading/tests/test_capstone.py -p no:cacheprovider -q      # about 2 minutes on 2 cores
+    pytest grading/tests/test_capstone_harness.py -p no:cacheprovider -q      # about 2 minutes on 2 cores
 """
 
 from __future__ import annotations
@@ -360,3 +360,57 @@ def test_the_side_not_being_timed_is_stopped(tmp_path, isolation):
         assert conn.request({"op": "ping"}, timeout=10) == "pong"
     finally:
         submission.close()
+
+
+# -- the class leaderboard from real batch grading -------------------------------------------------------
+
+
+def float32_baseline(source: str) -> str:
+    """The valid fixture shipping float32 weights: the baseline itself, as a learner could hand it in."""
+    quantized = '''        if name.endswith("weight"):
+            scale = np.float32(np.abs(value).max() / 127.0)
+            state[name] = np.round(value / scale).astype(np.int8)
+            state[name + ".scale"] = np.array([scale], dtype=np.float32)
+        else:
+            state[name] = value'''
+    dequantize = 'state[f"{i}.weight"].astype(np.float32).T * state[f"{i}.weight.scale"][0]'
+    assert quantized in source and dequantize in source
+    return source.replace(quantized, "        state[name] = value").replace(dequantize, 'state[f"{i}.weight"].T')
+
+
+def slowed(source: str) -> str:
+    """A per-call Python loop over the first weight's 784 rows before the same forward pass."""
+    head = "def predict(model, images):\n"
+    assert head in source
+    return source.replace(head, head + "    for row in model[0][0]:\n        float(row.sum())\n")
+
+
+def test_batch_grading_ranks_the_reference_the_baseline_and_a_slowed_baseline(tmp_path):
+    """Issue 12's end to end: three submissions graded for real by `kata grade --submissions` (module 20:
+    its checks, then the capstone run) give a leaderboard in the expected order: the reference's pruned,
+    int8 model first (size ratio ~0.09), the float32 baseline next (ratios ~1), the slowed copy of the
+    baseline last (same size, the other ratio - latency - is many times the baseline's)."""
+    from grading import batch, grade, leaderboard
+
+    valid_source = (FIXTURES / "valid" / "20_capstone" / "capstone.py").read_text()
+    sources = {"reference": (curriculum.PROJECT_ROOT / "reference" / "20_capstone" / "capstone.py").read_text(),
+               "baseline": float32_baseline(valid_source), "slowed": slowed(float32_baseline(valid_source))}
+    for name, text in sources.items():
+        folder = tmp_path / "subs" / name / "katas" / "20_capstone"
+        folder.mkdir(parents=True)
+        (folder / "capstone.py").write_text(text)
+    options = grade.GradeOptions(modules=[20], milestones=False, hypothesis_profile="kata-smoke", data_dir=DATA)
+    summary = batch.grade_many(tmp_path / "subs", tmp_path / "out", options, jobs=1)
+    assert not summary["errors"] and summary["leaderboard_error"] is None, summary
+    results = [(stem, json.loads((tmp_path / "out" / f"{stem}.json").read_text())) for stem in summary["results"]]
+    for stem, result in results:
+        capstone_result = result["capstone"]
+        assert capstone_result and capstone_result["status"] == "closed", (stem, capstone_result)
+    board = leaderboard.build(results)
+    assert [row.entry.name for row in board.closed] == ["reference", "baseline", "slowed"], [
+        (row.entry.name, row.entry.size_ratio, row.entry.latency_ratio) for row in board.closed]
+    by_name = {row.entry.name: row.entry for row in board.closed}
+    assert by_name["reference"].points_earned and not by_name["baseline"].points_earned
+    assert by_name["baseline"].size_ratio == 1.0 and by_name["slowed"].size_ratio == 1.0
+    assert by_name["slowed"].latency_ratio > 2 * by_name["baseline"].latency_ratio
+    assert (tmp_path / "out" / "leaderboard.html").is_file() and (tmp_path / "out" / "leaderboard.md").is_file()
