@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -56,19 +55,63 @@ def measure(katas: Path, isolation: str | None = None, **options) -> dict:
     return validate(result)
 
 
-def fixture_copy(tmp_path: Path, name: str) -> Path:
-    target = tmp_path / name
-    shutil.copytree(FIXTURES / name, target)
-    return target
-
-
 def variant(tmp_path: Path, name: str, edit) -> Path:
-    """A copy of the valid fixture with capstone.py edited (machine-dependent or large fixtures)."""
+    """A copy of the valid fixture with capstone.py edited (every other submission is one of these)."""
     source = (FIXTURES / "valid" / "20_capstone" / "capstone.py").read_text()
     folder = tmp_path / name / "20_capstone"
     folder.mkdir(parents=True)
     (folder / "capstone.py").write_text(edit(source))
     return tmp_path / name
+
+
+def at_top_of(line: str, added: str):
+    """An edit: `added` inserted right after the first `line` of the valid fixture."""
+    def edit(source: str) -> str:
+        assert line in source, line
+        return source.replace(line, line + added, 1)
+    return edit
+
+
+TRAIN, LOAD, PREDICT = "def train(images, labels, seed):\n", "def load(state):\n", "def predict(model, images):\n"
+SUBMISSIONS = {
+    # imports torch: the static check rejects it before anything runs
+    "torch_static": at_top_of("import numpy as np\n", "import torch\n"),
+    # reaches torch through a computed import name (passes the static check, must fail in the sandbox)
+    "torch_dynamic": at_top_of(TRAIN, "    import importlib\n    framework = importlib.import_module('to' + 'rch')\n"
+                                      "    framework.manual_seed(seed)\n"),
+    # loads torch's package from its file path next to numpy's (no import statement names it)
+    "torch_path_hack": at_top_of(TRAIN, """    import importlib.util
+    import os
+    site = os.path.dirname(os.path.dirname(np.__file__))
+    name = "".join(["to", "rch"])
+    spec = importlib.util.spec_from_file_location(name, os.path.join(site, name, "__init__.py"),
+                                                  submodule_search_locations=[os.path.join(site, name)])
+    framework = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(framework)
+    framework.manual_seed(seed)
+"""),
+    # another numerical framework (scipy) through a computed import name
+    "scipy_dynamic": at_top_of(TRAIN, "    import importlib\n    importlib.import_module('sci' + 'py.special')\n"),
+    "crash_train": at_top_of(TRAIN, "    raise RuntimeError('deliberate failure in train')\n"),
+    "hang_train": at_top_of(TRAIN, "    while True:\n        pass\n"),
+    # load() reads a checkpoint shipped beside the code instead of the state
+    "checkpoint": at_top_of(LOAD, "    from pathlib import Path\n"
+                                  "    state = dict(np.load(Path(__file__).with_name('model.npz')))\n"),
+    # the valid model with Python loops in predict(): per weight row on every call (single-image
+    # latency) and per image (batch throughput)
+    "slowed": at_top_of(PREDICT, """    for _ in range(3):
+        for row in model[0][0]:
+            float(row.sum())
+    return np.concatenate([_forward(model, image[None]) for image in images])
+
+
+def _forward(model, images):
+"""),
+}
+
+
+def submission(tmp_path: Path, name: str) -> Path:
+    return variant(tmp_path, name, SUBMISSIONS[name])
 
 
 @pytest.fixture(scope="module")
@@ -105,9 +148,9 @@ def test_the_state_probe_sees_a_model_that_depends_on_its_state(valid):
     assert probe["agreement"] < capstone.PROBE_MAX_AGREEMENT, probe
 
 
-def test_a_slowed_model_is_measured_slower(valid):
+def test_a_slowed_model_is_measured_slower(valid, tmp_path):
     """The same model with Python loops in predict(): latency (p50 and ratio) higher, throughput lower."""
-    slowed = measure(FIXTURES / "slowed")
+    slowed = measure(submission(tmp_path, "slowed"))
     assert slowed["status"] == "closed", slowed["reason"]
     assert abs(slowed["submission"]["accuracy"] - valid["submission"]["accuracy"]) <= 0.002
     assert slowed["submission"]["latency_p50_ms"] > 2 * valid["submission"]["latency_p50_ms"], (slowed, valid)
@@ -153,8 +196,8 @@ def assert_invalid(result: dict, *needles: str) -> None:
     assert any(n in result["reason"] for n in needles), result["reason"]
 
 
-def test_import_torch_is_rejected_by_the_static_check():
-    result = measure(FIXTURES / "torch_static")
+def test_import_torch_is_rejected_by_the_static_check(tmp_path):
+    result = measure(submission(tmp_path, "torch_static"))
     assert_invalid(result, "imports torch: katas may import only numpy")
     assert result["submission"]["accuracy"] is None
 
@@ -165,9 +208,9 @@ def test_import_torch_is_rejected_by_the_static_check():
     ("torch_path_hack", ("PermissionError", "ImportError")),       # spec_from_file_location(site/torch/__init__.py)
     ("scipy_dynamic", ("PermissionError", "ImportError")),         # another framework, not torch
 ])
-def test_other_frameworks_are_unimportable_in_the_workers(name, needles, isolation):
+def test_other_frameworks_are_unimportable_in_the_workers(name, needles, isolation, tmp_path):
     """Passing the static check is not enough: the capstone workers cannot load another framework at all."""
-    result = measure(FIXTURES / name, isolation=isolation)
+    result = measure(submission(tmp_path, name), isolation=isolation)
     assert_invalid(result, *needles)
     assert "train() raised" in result["reason"] and result["submission"]["size_bytes"] is None
 
@@ -193,7 +236,7 @@ def _honest(model, images):
 
 @pytest.mark.parametrize("isolation", ["auto", "process"])
 def test_a_checkpoint_shipped_beside_the_code_cannot_be_loaded(tmp_path, isolation):
-    katas = fixture_copy(tmp_path, "checkpoint")
+    katas = submission(tmp_path, "checkpoint")
     np.savez(katas / "20_capstone" / "model.npz", **{"0.weight": np.zeros((256, 784), np.int8)})
     result = measure(katas, isolation=isolation)
     assert_invalid(result, "load() raised FileNotFoundError")
@@ -201,7 +244,7 @@ def test_a_checkpoint_shipped_beside_the_code_cannot_be_loaded(tmp_path, isolati
 
 
 def test_only_py_files_reach_the_workers(tmp_path):
-    source = fixture_copy(tmp_path, "checkpoint")
+    source = submission(tmp_path, "checkpoint")
     np.savez(source / "20_capstone" / "model.npz", w=np.zeros(3))
     (source / "20_capstone" / "helper.py").write_text("X = 1\n")
     (source / "20_capstone" / "link.py").symlink_to(source / "20_capstone" / "helper.py")
@@ -276,14 +319,14 @@ def test_source_over_64_kib_is_rejected(tmp_path):
     assert "65,536-byte limit" in result["reason"]
 
 
-def test_train_crashing_is_invalid_with_its_error():
-    result = measure(FIXTURES / "crash_train")
+def test_train_crashing_is_invalid_with_its_error(tmp_path):
+    result = measure(submission(tmp_path, "crash_train"))
     assert_invalid(result, "train() raised RuntimeError: deliberate failure in train")
     assert 'katas/20_capstone/capstone.py", line' in result["reason"]
 
 
-def test_train_hanging_times_out_within_its_limit():
-    result = measure(FIXTURES / "hang_train", train_timeout=3.0)
+def test_train_hanging_times_out_within_its_limit(tmp_path):
+    result = measure(submission(tmp_path, "hang_train"), train_timeout=3.0)
     assert_invalid(result, "train() timed out: it did not answer within 3 s")
     assert result["details"]["wall_s"] < 30, result["details"]
 
@@ -323,7 +366,7 @@ def test_grader_path_returns_the_threshold_and_the_record(tmp_path):
     module = curriculum.load().module(20)
     (threshold,) = [t for t in module.thresholds if capstone.is_capstone(t)]
     assert threshold.points > 0 and threshold.max_ratio == 1.0
-    katas = fixture_copy(tmp_path, "valid")
+    katas = variant(tmp_path, "valid", lambda source: source)
     with integrity.Guard(katas, data_dir=DATA, tamper_check=False) as guard:
         result, record = capstone.run_threshold(module, threshold, katas, IMPL, guard=guard, data_dir=DATA,
                                                 quick={"train_limit": 3000, "test_limit": 1000, "queries": 20})
@@ -378,13 +421,6 @@ def float32_baseline(source: str) -> str:
     return source.replace(quantized, "        state[name] = value").replace(dequantize, 'state[f"{i}.weight"].T')
 
 
-def slowed(source: str) -> str:
-    """A per-call Python loop over the first weight's 784 rows before the same forward pass."""
-    head = "def predict(model, images):\n"
-    assert head in source
-    return source.replace(head, head + "    for row in model[0][0]:\n        float(row.sum())\n")
-
-
 def test_batch_grading_ranks_the_reference_the_baseline_and_a_slowed_baseline(tmp_path):
     """Issue 12's end to end: three submissions graded for real by `kata grade --submissions` (module 20:
     its checks, then the capstone run) give a leaderboard in the expected order: the reference's pruned,
@@ -393,6 +429,7 @@ def test_batch_grading_ranks_the_reference_the_baseline_and_a_slowed_baseline(tm
     from grading import batch, grade, leaderboard
 
     valid_source = (FIXTURES / "valid" / "20_capstone" / "capstone.py").read_text()
+    slowed = SUBMISSIONS["slowed"]
     sources = {"reference": (curriculum.PROJECT_ROOT / "reference" / "20_capstone" / "capstone.py").read_text(),
                "baseline": float32_baseline(valid_source), "slowed": slowed(float32_baseline(valid_source))}
     for name, text in sources.items():
