@@ -91,7 +91,8 @@ def _pad(x: np.ndarray, pads: tuple[int, int, int, int], value: float = 0.0) -> 
     if not any(pads):
         return x
     N, C, H, W = x.shape
-    out = np.full((N, C, H + top + bottom, W + left + right), value, dtype=x.dtype)
+    shape = (N, C, H + top + bottom, W + left + right)
+    out = np.zeros(shape, dtype=x.dtype) if value == 0 else np.full(shape, value, dtype=x.dtype)
     out[:, :, top:top + H, left:left + W] = x
     return out
 
@@ -100,6 +101,11 @@ def _crop(xp: np.ndarray, pads: tuple[int, int, int, int]) -> np.ndarray:
     """Undo _pad: the (H, W) interior of a padded (N, C, Hp, Wp) array (a view) (given)."""
     top, bottom, left, right = pads
     return xp[:, :, top:xp.shape[2] - bottom, left:xp.shape[3] - right]
+
+
+def _reach(kernel: tuple[int, int], dilation: tuple[int, int]) -> tuple[int, int, int, int]:
+    """How far a dilated kernel reaches past its first pixel, as (top, bottom, left, right) pads (given)."""
+    return (dilation[0] * (kernel[0] - 1),) * 2 + (dilation[1] * (kernel[1] - 1),) * 2
 
 
 def _offset_view(xp: np.ndarray, i: int, j: int, out_hw: tuple[int, int], stride: tuple[int, int]) -> np.ndarray:
@@ -162,6 +168,29 @@ def _conv_padding(padding: Any, kernel: tuple[int, int], stride: tuple[int, int]
     raise NotImplementedError('_conv_padding: your turn - see the TODOs above')
 
 
+def _conv_gemm(xp: np.ndarray, weight: np.ndarray, stride: tuple[int, int], dilation: tuple[int, int],
+               out_hw: tuple[int, int], groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """The convolution of the padded input xp (N, C, Hp, Wp) with weight (C_out, C/groups, kH, kW) as
+    im2col + ONE batched GEMM over the groups: W (G, C_out/G, K) @ cols (G, K, N*OH*OW).
+
+    Returns (by_channel, cols): the result as (C_out, N, OH*OW), channels first as the GEMM leaves it,
+    and cols (G, K, N*OH*OW), which the backward pass needs for dW.
+    """
+    # TODO: cols = im2col(...) reshaped to (G, K, N*OH*OW), K = C/G*kH*kW; one np.matmul with the weight
+    #       reshaped to (G, C_out/G, K); reshape the product to (C_out, N, OH*OW).
+    raise NotImplementedError('_conv_gemm: your turn - see the TODOs above')
+
+
+def _to_nchw(by_channel: np.ndarray, N: int, out_hw: tuple[int, int], bias: np.ndarray | None = None) -> np.ndarray:
+    """(C, N, OH*OW) -> a new contiguous (N, C, OH, OW) array, with bias (C,) added during the copy (given)."""
+    out = np.empty((N, by_channel.shape[0], by_channel.shape[2]), dtype=by_channel.dtype)
+    if bias is None:
+        np.copyto(out, by_channel.transpose(1, 0, 2))
+    else:
+        np.add(by_channel.transpose(1, 0, 2), bias.reshape(-1, 1), out=out)
+    return out.reshape(N, -1, *out_hw)
+
+
 def conv2d(x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0, dilation: Any = 1,
            groups: int = 1) -> Tensor:
     """torch.nn.functional.conv2d: out[n, o] = bias[o] + sum over the group's channels c and kernel (i, j) of
@@ -181,20 +210,36 @@ def conv2d(x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any 
     bias = None if bias is None else _as_tensor(bias)
     # TODO: 1. Validate (see the docstring): _check_input, weight.ndim == 4, dtypes, groups, channels, bias,
     #          stride/dilation with _pair, padding with _conv_padding, output size >= 1.
-    # TODO: 2. xp = _pad(x.data, pads); cols = im2col(...) reshaped to (groups, C_in/groups*kH*kW, N*OH*OW).
-    # TODO: 3. ONE batched GEMM over the groups: cols^T (G, N*OH*OW, K) @ W^T (G, K, C_out/G), W = weight
-    #          reshaped (G, C_out/G, K); add the bias; reorder (G, N, OH, OW, C_out/G) -> (N, C_out, OH, OW),
-    #          contiguous.
+    # TODO: 2. xp = _pad(x.data, pads); by_channel, cols = _conv_gemm(...) (C_out, N, OH*OW): the GEMM
+    #          leaves channels first.
+    # TODO: 3. _to_nchw(by_channel, N, (OH, OW), bias) reorders it to (N, C_out, OH, OW), adding the bias.
     # TODO: 4. Record "conv2d" with inputs (x, weight[, bias]); save cols (backward's dW needs it), the
     #          padded shape, pads, stride, dilation, groups.
     raise NotImplementedError('conv2d: your turn - see the TODOs above')
+
+
+def _input_grad_as_conv(grad: np.ndarray, weight: np.ndarray, x_shape: tuple[int, ...],
+                        pads: tuple[int, int, int, int], dilation: tuple[int, int]) -> np.ndarray:
+    """dL/dx of a stride-1, ungrouped conv2d, computed as a convolution (the "transposed convolution").
+
+    Each input pixel receives grad[o, oh, ow] * weight[o, c, i, j] from every output its kernel offset
+    (i, j) reached, so dx is grad padded by the kernel's reach (dilation*(k-1)) minus the forward padding,
+    correlated with the weight flipped in space with its two channel axes swapped: (C_in, C_out, kH, kW).
+    Its cols are (C_out*kH*kW, N*H*W): cheaper than the dcols + col2im route, (C_in*kH*kW, N*OH*OW) and
+    9 strided adds, when C_out <= C_in. Needs every pad <= the reach. Returns (N, C_in, H, W), contiguous.
+    """
+    # TODO (optional: a faster route; the checks accept either):
+    #       gp = _pad(grad, reach - pad for each side); flipped = weight[:, :, ::-1, ::-1] with axes 0 and 1
+    #       swapped, contiguous; _conv_gemm(gp, flipped, (1, 1), dilation, (H, W), 1); _to_nchw.
+    raise NotImplementedError('_input_grad_as_conv: your turn - see the TODOs above')
 
 
 @register_backward("conv2d")
 def _conv2d_backward(grad, out, inputs, saved):
     # With gT = grad as (groups, C_out/groups, N*OH*OW) (channels first, contiguous):
     #   dW    = gT @ cols^T = (cols @ gT^T)^T  -> (groups, C_out/groups, K) -> weight's shape
-    #   dcols = W^T @ gT                     -> (groups, K, N*OH*OW) -> col2im -> crop the padding
+    #   dx    = stride 1, groups 1, C_out <= C_in, pads <= the kernel's reach: _input_grad_as_conv
+    #           otherwise: dcols = W^T @ gT -> (groups, K, N*OH*OW) -> col2im -> crop the padding
     #   dbias = grad summed over N, OH, OW
     # Compute each only if that input requires grad (the first layer's input never does).
     raise NotImplementedError('_conv2d_backward: your turn - see the TODOs above')
@@ -352,21 +397,25 @@ def batch_norm(x: Any, running_mean: np.ndarray | None, running_var: np.ndarray 
     x = _as_tensor(x)
     weight = None if weight is None else _as_tensor(weight)
     bias = None if bias is None else _as_tensor(bias)
-    # TODO: 1. Validate; axes = (0, 2, 3, ...) (every dim but the channels); shape (1, C, 1, 1, ...) for
-    #          broadcasting the (C,) vectors.
-    # TODO: 2. Batch stats: mean, var (biased) in x's dtype; update the running arrays in place
-    #          (running_mean *= 1 - m; running_mean += m * mean ...). Else use the running stats.
-    # TODO: 3. invstd = 1 / sqrt(var + eps), xhat = (x - mean) * invstd, out = xhat * weight + bias;
-    #          record "batch_norm".
+    # TODO: 1. Validate. View x as x3 = (N, C, positions) (reshape): every per-channel statistic is then a
+    #          sum over axes (0, 2), and a (C,) vector broadcasts as vector[:, None].
+    # TODO: 2. Batch stats: mean = sum / count; xc = x3 - mean (a new array: it becomes xhat); the biased
+    #          var = mean of xc * xc (square into the output buffer: no extra temporary). Update the running
+    #          arrays in place (running_mean *= 1 - m; running_mean += m * mean ...). Else use the running stats.
+    # TODO: 3. invstd = 1 / sqrt(var + eps) per channel; xhat = xc * invstd IN PLACE; out = xhat * weight + bias
+    #          written into the output buffer (np.multiply(..., out=), then +=). Record "batch_norm", saving
+    #          xhat as (N, C, positions).
     raise NotImplementedError('batch_norm: your turn - see the TODOs above')
 
 
 @register_backward("batch_norm")
 def _batch_norm_backward(grad, out, inputs, saved):
-    # g_hat = grad * weight (or grad). Means over `axes`:
-    #   batch statistics:   dx = invstd * (g_hat - mean(g_hat) - xhat * mean(g_hat * xhat))
-    #   running statistics: dx = invstd * g_hat            (mean and var are constants)
-    #   dweight = sum(grad * xhat, axes), dbias = sum(grad, axes)   -> shape (C,)
+    # Per channel, with g = grad as (N, C, positions), M values per channel, scale = invstd * weight (or invstd):
+    #   dbias = sum(g), dweight = sum(g * xhat)   (over axes (0, 2) -> (C,))
+    #   batch statistics:   dx = scale * (g - dbias / M - xhat * dweight / M)
+    #                       (the textbook mean(g_hat) and mean(g_hat * xhat) ARE weight * dbias / M and
+    #                       weight * dweight / M: the two sums serve both, no extra pass over g)
+    #   running statistics: dx = scale * g     (mean and var are constants)
     raise NotImplementedError('_batch_norm_backward: your turn - see the TODOs above')
 
 

@@ -139,8 +139,10 @@ def pytorch_step(model_name: str, size: int):
 # Where tinytorch's time goes: each Python function's own time (tottime) by what it does. Time in C
 # functions (numpy's matmul, copies, reductions) is charged to the Python function that called them.
 PROFILE_GROUPS = (
-    ("conv forward (im2col + GEMM)", ("conv2d", "im2col", "_pad", "_offset_view", "_conv_padding")),
-    ("conv backward (2 GEMMs + col2im)", ("_conv2d_backward", "col2im", "_crop")),
+    ("conv im2col copies (forward, and dx as a convolution)", ("im2col", "_pad", "_offset_view")),
+    ("conv GEMMs + reorders (forward and backward)",
+     ("conv2d", "_conv_gemm", "_to_nchw", "_conv_padding", "_conv2d_backward", "_input_grad_as_conv")),
+    ("conv col2im (dx of expanding layers)", ("col2im", "_crop")),
     ("max-pool forward", ("max_pool2d", "_pool_args")),
     ("max-pool backward", ("_max_pool2d_backward",)),
     ("batch norm forward", ("batch_norm",)),

@@ -89,7 +89,8 @@ def _pad(x: np.ndarray, pads: tuple[int, int, int, int], value: float = 0.0) -> 
     if not any(pads):
         return x
     N, C, H, W = x.shape
-    out = np.full((N, C, H + top + bottom, W + left + right), value, dtype=x.dtype)
+    shape = (N, C, H + top + bottom, W + left + right)
+    out = np.zeros(shape, dtype=x.dtype) if value == 0 else np.full(shape, value, dtype=x.dtype)
     out[:, :, top:top + H, left:left + W] = x
     return out
 
@@ -98,6 +99,11 @@ def _crop(xp: np.ndarray, pads: tuple[int, int, int, int]) -> np.ndarray:
     """Undo _pad: the (H, W) interior of a padded (N, C, Hp, Wp) array (a view) (given)."""
     top, bottom, left, right = pads
     return xp[:, :, top:xp.shape[2] - bottom, left:xp.shape[3] - right]
+
+
+def _reach(kernel: tuple[int, int], dilation: tuple[int, int]) -> tuple[int, int, int, int]:
+    """How far a dilated kernel reaches past its first pixel, as (top, bottom, left, right) pads (given)."""
+    return (dilation[0] * (kernel[0] - 1),) * 2 + (dilation[1] * (kernel[1] - 1),) * 2
 
 
 def _offset_view(xp: np.ndarray, i: int, j: int, out_hw: tuple[int, int], stride: tuple[int, int]) -> np.ndarray:
@@ -187,6 +193,34 @@ def _conv_padding(padding: Any, kernel: tuple[int, int], stride: tuple[int, int]
     # END SOLUTION
 
 
+def _conv_gemm(xp: np.ndarray, weight: np.ndarray, stride: tuple[int, int], dilation: tuple[int, int],
+               out_hw: tuple[int, int], groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """The convolution of the padded input xp (N, C, Hp, Wp) with weight (C_out, C/groups, kH, kW) as
+    im2col + ONE batched GEMM over the groups: W (G, C_out/G, K) @ cols (G, K, N*OH*OW).
+
+    Returns (by_channel, cols): the result as (C_out, N, OH*OW), channels first as the GEMM leaves it,
+    and cols (G, K, N*OH*OW), which the backward pass needs for dW.
+    """
+    # TODO: cols = im2col(...) reshaped to (G, K, N*OH*OW), K = C/G*kH*kW; one np.matmul with the weight
+    #       reshaped to (G, C_out/G, K); reshape the product to (C_out, N, OH*OW).
+    # BEGIN SOLUTION
+    N, (C_out, _, kh, kw), G = xp.shape[0], weight.shape, groups
+    cols = im2col(xp, (kh, kw), stride, dilation, out_hw).reshape(G, -1, N * out_hw[0] * out_hw[1])
+    by_channel = np.matmul(weight.reshape(G, C_out // G, -1), cols)
+    return by_channel.reshape(C_out, N, -1), cols
+    # END SOLUTION
+
+
+def _to_nchw(by_channel: np.ndarray, N: int, out_hw: tuple[int, int], bias: np.ndarray | None = None) -> np.ndarray:
+    """(C, N, OH*OW) -> a new contiguous (N, C, OH, OW) array, with bias (C,) added during the copy (given)."""
+    out = np.empty((N, by_channel.shape[0], by_channel.shape[2]), dtype=by_channel.dtype)
+    if bias is None:
+        np.copyto(out, by_channel.transpose(1, 0, 2))
+    else:
+        np.add(by_channel.transpose(1, 0, 2), bias.reshape(-1, 1), out=out)
+    return out.reshape(N, -1, *out_hw)
+
+
 def conv2d(x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0, dilation: Any = 1,
            groups: int = 1) -> Tensor:
     """torch.nn.functional.conv2d: out[n, o] = bias[o] + sum over the group's channels c and kernel (i, j) of
@@ -206,10 +240,9 @@ def conv2d(x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any 
     bias = None if bias is None else _as_tensor(bias)
     # TODO: 1. Validate (see the docstring): _check_input, weight.ndim == 4, dtypes, groups, channels, bias,
     #          stride/dilation with _pair, padding with _conv_padding, output size >= 1.
-    # TODO: 2. xp = _pad(x.data, pads); cols = im2col(...) reshaped to (groups, C_in/groups*kH*kW, N*OH*OW).
-    # TODO: 3. ONE batched GEMM over the groups: cols^T (G, N*OH*OW, K) @ W^T (G, K, C_out/G), W = weight
-    #          reshaped (G, C_out/G, K); add the bias; reorder (G, N, OH, OW, C_out/G) -> (N, C_out, OH, OW),
-    #          contiguous.
+    # TODO: 2. xp = _pad(x.data, pads); by_channel, cols = _conv_gemm(...) (C_out, N, OH*OW): the GEMM
+    #          leaves channels first.
+    # TODO: 3. _to_nchw(by_channel, N, (OH, OW), bias) reorders it to (N, C_out, OH, OW), adding the bias.
     # TODO: 4. Record "conv2d" with inputs (x, weight[, bias]); save cols (backward's dW needs it), the
     #          padded shape, pads, stride, dilation, groups.
     # BEGIN SOLUTION
@@ -244,17 +277,35 @@ def conv2d(x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any 
     OH = _out_size(H, pads[0] + pads[1], kh, stride[0], dilation[0])
     OW = _out_size(W, pads[2] + pads[3], kw, stride[1], dilation[1])
     xp = _pad(x.data, pads)
-    G, K = groups, C_per_group * kh * kw
-    cols = im2col(xp, (kh, kw), stride, dilation, (OH, OW)).reshape(G, K, N * OH * OW)
-    # (N*OH*OW, K) @ (K, C_out/G) per group: BLAS runs this orientation ~1.3x faster than W @ cols here
-    out = np.matmul(cols.transpose(0, 2, 1), weight.data.reshape(G, C_out // G, K).transpose(0, 2, 1))
-    if bias is not None:
-        out += bias.data.reshape(G, 1, C_out // G)
-    out = np.ascontiguousarray(out.reshape(G, N, OH, OW, C_out // G).transpose(1, 0, 4, 2, 3))
-    out = out.reshape(N, C_out, OH, OW)
+    G = groups
+    by_channel, cols = _conv_gemm(xp, weight.data, stride, dilation, (OH, OW), G)
+    out = _to_nchw(by_channel, N, (OH, OW), None if bias is None else bias.data)
     inputs = (x, weight) if bias is None else (x, weight, bias)
     return Tensor.from_op(out, "conv2d", inputs, cols=cols, padded_shape=xp.shape, pads=pads, stride=stride,
                           dilation=dilation, groups=G, kernel=(kh, kw))
+    # END SOLUTION
+
+
+def _input_grad_as_conv(grad: np.ndarray, weight: np.ndarray, x_shape: tuple[int, ...],
+                        pads: tuple[int, int, int, int], dilation: tuple[int, int]) -> np.ndarray:
+    """dL/dx of a stride-1, ungrouped conv2d, computed as a convolution (the "transposed convolution").
+
+    Each input pixel receives grad[o, oh, ow] * weight[o, c, i, j] from every output its kernel offset
+    (i, j) reached, so dx is grad padded by the kernel's reach (dilation*(k-1)) minus the forward padding,
+    correlated with the weight flipped in space with its two channel axes swapped: (C_in, C_out, kH, kW).
+    Its cols are (C_out*kH*kW, N*H*W): cheaper than the dcols + col2im route, (C_in*kH*kW, N*OH*OW) and
+    9 strided adds, when C_out <= C_in. Needs every pad <= the reach. Returns (N, C_in, H, W), contiguous.
+    """
+    # TODO (optional: a faster route; the checks accept either):
+    #       gp = _pad(grad, reach - pad for each side); flipped = weight[:, :, ::-1, ::-1] with axes 0 and 1
+    #       swapped, contiguous; _conv_gemm(gp, flipped, (1, 1), dilation, (H, W), 1); _to_nchw.
+    # BEGIN SOLUTION
+    N, C_in, H, W = x_shape
+    reach = _reach(weight.shape[2:], dilation)
+    gp = _pad(grad, tuple(r - p for r, p in zip(reach, pads)))
+    flipped = np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+    by_channel, _ = _conv_gemm(gp, flipped, (1, 1), dilation, (H, W), 1)
+    return _to_nchw(by_channel, N, (H, W))
     # END SOLUTION
 
 
@@ -262,23 +313,27 @@ def conv2d(x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any 
 def _conv2d_backward(grad, out, inputs, saved):
     # With gT = grad as (groups, C_out/groups, N*OH*OW) (channels first, contiguous):
     #   dW    = gT @ cols^T = (cols @ gT^T)^T  -> (groups, C_out/groups, K) -> weight's shape
-    #   dcols = W^T @ gT                     -> (groups, K, N*OH*OW) -> col2im -> crop the padding
+    #   dx    = stride 1, groups 1, C_out <= C_in, pads <= the kernel's reach: _input_grad_as_conv
+    #           otherwise: dcols = W^T @ gT -> (groups, K, N*OH*OW) -> col2im -> crop the padding
     #   dbias = grad summed over N, OH, OW
     # Compute each only if that input requires grad (the first layer's input never does).
     # BEGIN SOLUTION
     x, weight = inputs[0], inputs[1]
-    cols, G = saved["cols"], saved["groups"]
-    C_out, N, OH, OW = weight.shape[0], grad.shape[0], grad.shape[2], grad.shape[3]
+    cols, G, pads, dilation = saved["cols"], saved["groups"], saved["pads"], saved["dilation"]
+    C_out, C_in, (kh, kw) = weight.shape[0], x.shape[1], saved["kernel"]
+    N, OH, OW = grad.shape[0], grad.shape[2], grad.shape[3]
     gT = np.ascontiguousarray(grad.transpose(1, 0, 2, 3)).reshape(G, C_out // G, N * OH * OW)
-    w = weight.data.reshape(G, C_out // G, -1)
     grads: list[Any] = [None, None]
     if weight.requires_grad:
         grads[1] = np.matmul(cols, gT.transpose(0, 2, 1)).transpose(0, 2, 1).reshape(weight.shape)
-    if x.requires_grad:
-        kh, kw = saved["kernel"]
-        dcols = np.matmul(w.transpose(0, 2, 1), gT).reshape(x.shape[1], kh, kw, N, OH, OW)
-        dxp = col2im(dcols, saved["padded_shape"], saved["stride"], saved["dilation"])
-        grads[0] = _crop(dxp, saved["pads"])
+    if x.requires_grad and saved["stride"] == (1, 1) and G == 1 and C_out <= C_in and all(
+            p <= r for p, r in zip(pads, _reach((kh, kw), dilation))):
+        grads[0] = _input_grad_as_conv(grad, weight.data, x.shape, pads, dilation)
+    elif x.requires_grad:
+        w = weight.data.reshape(G, C_out // G, -1)
+        dcols = np.matmul(w.transpose(0, 2, 1), gT).reshape(C_in, kh, kw, N, OH, OW)
+        dxp = col2im(dcols, saved["padded_shape"], saved["stride"], dilation)
+        grads[0] = _crop(dxp, pads)
     if len(inputs) == 3:
         grads.append(grad.sum(axis=(0, 2, 3)))
     return tuple(grads)
@@ -504,12 +559,14 @@ def batch_norm(x: Any, running_mean: np.ndarray | None, running_var: np.ndarray 
     x = _as_tensor(x)
     weight = None if weight is None else _as_tensor(weight)
     bias = None if bias is None else _as_tensor(bias)
-    # TODO: 1. Validate; axes = (0, 2, 3, ...) (every dim but the channels); shape (1, C, 1, 1, ...) for
-    #          broadcasting the (C,) vectors.
-    # TODO: 2. Batch stats: mean, var (biased) in x's dtype; update the running arrays in place
-    #          (running_mean *= 1 - m; running_mean += m * mean ...). Else use the running stats.
-    # TODO: 3. invstd = 1 / sqrt(var + eps), xhat = (x - mean) * invstd, out = xhat * weight + bias;
-    #          record "batch_norm".
+    # TODO: 1. Validate. View x as x3 = (N, C, positions) (reshape): every per-channel statistic is then a
+    #          sum over axes (0, 2), and a (C,) vector broadcasts as vector[:, None].
+    # TODO: 2. Batch stats: mean = sum / count; xc = x3 - mean (a new array: it becomes xhat); the biased
+    #          var = mean of xc * xc (square into the output buffer: no extra temporary). Update the running
+    #          arrays in place (running_mean *= 1 - m; running_mean += m * mean ...). Else use the running stats.
+    # TODO: 3. invstd = 1 / sqrt(var + eps) per channel; xhat = xc * invstd IN PLACE; out = xhat * weight + bias
+    #          written into the output buffer (np.multiply(..., out=), then +=). Record "batch_norm", saving
+    #          xhat as (N, C, positions).
     # BEGIN SOLUTION
     if x.ndim < 2:
         raise ValueError(f"batch_norm: expected input with at least 2 dims (N, C, ...), got shape {x.shape}")
@@ -521,61 +578,70 @@ def batch_norm(x: Any, running_mean: np.ndarray | None, running_var: np.ndarray 
         if t is not None and tuple(t.shape) != (C,):
             raise ValueError(f"batch_norm: {name} must have shape ({C},) (the input's channels), got"
                              f" {tuple(t.shape)}")
-    axes = (0,) + tuple(range(2, x.ndim))
-    shape = (1, C) + (1,) * (x.ndim - 2)
-    count = x.data.size // C
+    x3 = x.data.reshape(x.shape[0], C, -1)  # (N, C, positions): statistics sum over axes (0, 2)
+    count = x3.shape[0] * x3.shape[2]
     use_batch = training or running_mean is None or running_var is None
+    out = np.empty(x3.shape, dtype=x.dtype)
     if use_batch:
         if training and count <= 1:
             raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got input"
                              f" of shape {x.shape}")
-        mean = np.mean(x.data, axis=axes, keepdims=True)
-        xc = x.data - mean
-        var = np.mean(xc * xc, axis=axes, keepdims=True)
+        mean = x3.sum(axis=(0, 2)) / count
+        xhat = np.subtract(x3, mean[:, None])  # centred now, normalised in place below
+        var = np.square(xhat, out=out).sum(axis=(0, 2)) / count  # `out` is scratch until the end
         if training and running_mean is not None:
             running_mean *= 1.0 - momentum
-            running_mean += momentum * mean.reshape(C)
+            running_mean += momentum * mean
         if training and running_var is not None:
             running_var *= 1.0 - momentum
-            running_var += momentum * var.reshape(C) * (count / (count - 1))
+            running_var += momentum * var * (count / (count - 1))
     else:
-        mean = np.asarray(running_mean, dtype=x.dtype).reshape(shape)
-        xc = x.data - mean
-        var = np.asarray(running_var, dtype=x.dtype).reshape(shape)
+        xhat = np.subtract(x3, np.asarray(running_mean, dtype=x.dtype)[:, None])
+        var = np.asarray(running_var, dtype=x.dtype)
     invstd = (1.0 / np.sqrt(var + eps)).astype(x.dtype, copy=False)
-    xhat = xc * invstd
-    out = xhat
+    xhat *= invstd[:, None]
     inputs = [x]
-    if weight is not None:
-        out = out * weight.data.astype(x.dtype, copy=False).reshape(shape)
+    if weight is None and bias is None:
+        out = xhat
+    elif weight is None:
+        np.copyto(out, xhat)
+    else:
+        np.multiply(xhat, weight.data.astype(x.dtype, copy=False)[:, None], out=out)
         inputs.append(weight)
     if bias is not None:
-        out = out + bias.data.astype(x.dtype, copy=False).reshape(shape)
+        out += bias.data.astype(x.dtype, copy=False)[:, None]
         inputs.append(bias)
-    return Tensor.from_op(out, "batch_norm", inputs, xhat=xhat, invstd=invstd, axes=axes, shape=shape,
+    return Tensor.from_op(out.reshape(x.shape), "batch_norm", inputs, xhat=xhat, invstd=invstd,
                           batch_stats=use_batch, has_weight=weight is not None, has_bias=bias is not None)
     # END SOLUTION
 
 
 @register_backward("batch_norm")
 def _batch_norm_backward(grad, out, inputs, saved):
-    # g_hat = grad * weight (or grad). Means over `axes`:
-    #   batch statistics:   dx = invstd * (g_hat - mean(g_hat) - xhat * mean(g_hat * xhat))
-    #   running statistics: dx = invstd * g_hat            (mean and var are constants)
-    #   dweight = sum(grad * xhat, axes), dbias = sum(grad, axes)   -> shape (C,)
+    # Per channel, with g = grad as (N, C, positions), M values per channel, scale = invstd * weight (or invstd):
+    #   dbias = sum(g), dweight = sum(g * xhat)   (over axes (0, 2) -> (C,))
+    #   batch statistics:   dx = scale * (g - dbias / M - xhat * dweight / M)
+    #                       (the textbook mean(g_hat) and mean(g_hat * xhat) ARE weight * dbias / M and
+    #                       weight * dweight / M: the two sums serve both, no extra pass over g)
+    #   running statistics: dx = scale * g     (mean and var are constants)
     # BEGIN SOLUTION
-    xhat, invstd, axes, shape = saved["xhat"], saved["invstd"], saved["axes"], saved["shape"]
-    g_hat = grad * inputs[1].data.astype(grad.dtype, copy=False).reshape(shape) if saved["has_weight"] else grad
+    xhat, invstd = saved["xhat"], saved["invstd"]
+    g = grad.reshape(xhat.shape)
+    count = xhat.shape[0] * xhat.shape[2]
+    scale = invstd * inputs[1].data.astype(grad.dtype, copy=False) if saved["has_weight"] else invstd
+    dbias = g.sum(axis=(0, 2))
+    scratch = np.multiply(g, xhat)
+    dweight = scratch.sum(axis=(0, 2))
+    dx = np.multiply(g, scale[:, None])
     if saved["batch_stats"]:
-        dx = invstd * (g_hat - np.mean(g_hat, axis=axes, keepdims=True)
-                       - xhat * np.mean(g_hat * xhat, axis=axes, keepdims=True))
-    else:
-        dx = invstd * g_hat
-    grads = [dx]
+        np.multiply(xhat, (scale * dweight / count)[:, None], out=scratch)
+        scratch += (scale * dbias / count)[:, None]
+        dx -= scratch
+    grads = [dx.reshape(grad.shape)]
     if saved["has_weight"]:
-        grads.append(np.sum(grad * xhat, axis=axes))
+        grads.append(dweight)
     if saved["has_bias"]:
-        grads.append(np.sum(grad, axis=axes))
+        grads.append(dbias)
     return tuple(grads)
     # END SOLUTION
 
