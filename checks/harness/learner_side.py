@@ -26,6 +26,12 @@ def probes() -> ModuleType:
     return _load(Path(__file__).resolve().parent / "probes.py", "checks_harness_probes")
 
 
+def upstream() -> ModuleType:
+    """Backward with a read-only upstream gradient, next to the learner's rules
+    (checks/harness/upstream.py)."""
+    return _load(Path(__file__).resolve().parent / "upstream.py", "checks_harness_upstream")
+
+
 def learner_side(check_file: str) -> ModuleType:
     """The `learner_side.py` beside `check_file`, imported once."""
     path = Path(check_file).resolve().parent / "learner_side.py"

@@ -120,12 +120,9 @@ def assert_parity(fn: Callable[..., Any], *inputs: Any, grad: bool = False, rtol
     assert_inputs_unchanged(inputs, tt_inputs, snapshots, "the forward pass")
     assert_same(got, expected, "forward", rtol, atol, scale)
     if grad:
-        import tinytorch.autograd  # noqa: F401  (registers the backward engine)
-        from tinytorch.tensor import Tensor
-
         weights = upstream_weights(tuple(expected.shape), _as_numpy(expected).dtype)
         (expected * torch.from_numpy(weights)).sum().backward()
-        (got * Tensor(weights)).sum().backward()
+        backward_with_read_only_upstream(got, weights)
         for position, (x_tt, x_torch, g) in enumerate(zip(tt_inputs, torch_inputs, wants_grad)):
             if not g:
                 continue
@@ -136,6 +133,25 @@ def assert_parity(fn: Callable[..., Any], *inputs: Any, grad: bool = False, rtol
             assert_same(x_tt.grad, expected_grad, what, rtol, atol, grad_scale if grad_scale is not None else scale)
         assert_inputs_unchanged(inputs, tt_inputs, snapshots, "backward()")
     return got
+
+
+def backward_with_read_only_upstream(got: Any, weights: np.ndarray) -> None:
+    """Backpropagate sum(got * weights) into the op that made `got`, handing its backward rule a
+    READ-ONLY gradient (checks/harness/upstream.py, run beside the learner's rules).
+
+    A rule that writes into the gradient it receives (`grad *= mask`, `np.exp(grad, out=grad)`)
+    gets the right answer in a lone test and corrupts real graphs: engines pass one array to several
+    places (add's rule returns the same array for both inputs; a leaf may keep the array as its
+    .grad). Here that write raises, and the failure says what happened.
+    """
+    from checks.harness.learner_side import upstream
+
+    message = upstream().backward_weighted_sum(got, weights)
+    if message is not None:
+        raise AssertionError(
+            f"backward(): a backward rule wrote into the gradient it received (read-only in this check:"
+            f" {message}). Rules must return new arrays; the engine may hand the same gradient array to"
+            " other inputs or keep it as a leaf's .grad")
 
 
 def assert_inputs_unchanged(inputs, tt_inputs, snapshots, stage: str) -> None:
