@@ -947,39 +947,22 @@ def run_threshold(module, threshold_spec, katas_dir, impl: str, *, timeout: floa
     quick: {"train_limit", "test_limit", "queries", "train_timeout"} for tests; the grader never passes it.
     """
     import math
-    import tempfile
-    from pathlib import Path
 
     from grading import runner, sandbox
 
     limit = runner.effective_timeout(module.timeout, timeout)
     memory = sandbox.default_memory_limit() if memory is None else memory
     base = dict(name=threshold_spec.name, max_ratio=threshold_spec.max_ratio, points=threshold_spec.points)
-    with tempfile.TemporaryDirectory(prefix="kata-capstone-run-") as tmp:
-        out = Path(tmp) / f"capstone-{os.urandom(8).hex()}.json"
-        cmd = [sys.executable, "-m", "grading.capstone", "--grader", "--out", str(out)]
-        for key, value in (quick or {}).items():
-            cmd += [f"--{key.replace('_', '-')}", str(value)]
-        extra = {}
-        if data_dir is not None:
-            extra["TINYTORCH_DATA"] = str(data_dir)
-        elif os.environ.get("TINYTORCH_DATA"):
-            extra["TINYTORCH_DATA"] = os.environ["TINYTORCH_DATA"]
-        outcome = sandbox.run(cmd, env=runner.child_env(katas_dir, impl, guard.worker_config(impl, memory), **extra),
-                              cwd=tmp, timeout=limit, memory=sandbox.trusted_memory(memory))
-        record = None
-        if out.is_file() and outcome.returncode == 0:
-            try:
-                record = json.loads(out.read_text())
-            except ValueError:
-                record = None
+    args = ["grading.capstone", "--grader"]
+    for key, value in (quick or {}).items():
+        args += [f"--{key.replace('_', '-')}", str(value)]
+    data = data_dir if data_dir is not None else os.environ.get("TINYTORCH_DATA")
+    record, outcome = runner.run_trusted_json(args, katas_dir, impl, guard, memory, limit,
+                                              {"TINYTORCH_DATA": str(data)} if data else {})
     duration = round(outcome.duration, 3)
     if not isinstance(record, dict) or record.get("schema") != SCHEMA:
-        why = outcome.describe() or (f"exited with code {outcome.returncode}" if outcome.returncode else "no result")
-        tail = [line for line in outcome.output.strip().splitlines() if line.strip()][-1:]
-        message = f"not measured: {why}" + (f" ({tail[0][:300]})" if tail else "")
-        return runner.ThresholdResult(measured=None, passed=False, earned=0.0, message=message, duration=duration,
-                                      **base), None
+        return runner.ThresholdResult(measured=None, passed=False, earned=0.0, duration=duration,
+                                      message=runner.not_measured(outcome, "no result", 300), **base), None
     value = score(record)
     limits = record["thresholds"]
     if value is None or not math.isfinite(value):

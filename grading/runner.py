@@ -570,6 +570,36 @@ class ThresholdResult:
     duration: float = 0.0
 
 
+def run_trusted_json(args: list[str], katas_dir: Path, impl: str, guard, memory: int, timeout: float,
+                     env: dict[str, str] | None = None) -> tuple[object, sandbox.Outcome]:
+    """Run `python -m <args> --out FILE` as a trusted process whose KATA_WORKER is this submission's
+    sandboxed worker (the learner's code runs only there); return (FILE's JSON, the outcome).
+
+    The JSON is None unless the process exited 0 and wrote valid JSON. FILE has a random name in
+    a fresh directory that only the trusted process knows: learner code never writes what a
+    verdict reads.
+    """
+    with tempfile.TemporaryDirectory(prefix="kata-trusted-") as tmp:
+        out = Path(tmp) / f"result-{os.urandom(8).hex()}.json"
+        outcome = sandbox.run([sys.executable, "-m", *args, "--out", str(out)],
+                              env=child_env(katas_dir, impl, guard.worker_config(impl, memory), **(env or {})),
+                              cwd=tmp, timeout=timeout, memory=sandbox.trusted_memory(memory))
+        result = None
+        if out.is_file() and outcome.returncode == 0:
+            try:
+                result = json.loads(out.read_text())
+            except ValueError:
+                result = None
+    return result, outcome
+
+
+def not_measured(outcome: sandbox.Outcome, nothing: str, width: int) -> str:
+    """'not measured: <why>' for a trusted run that produced no result, with its last output line."""
+    why = outcome.describe() or (f"exited with code {outcome.returncode}" if outcome.returncode else nothing)
+    tail = [line for line in outcome.output.strip().splitlines() if line.strip()][-1:]
+    return f"not measured: {why}" + (f" ({tail[0][:width]})" if tail else "")
+
+
 def run_threshold(module: _curriculum.Module, threshold: _curriculum.Threshold, katas_dir: Path, impl: str, *,
                   timeout: float | None = None, memory: int | None = None, guard=None) -> ThresholdResult:
     if guard is None:
@@ -579,26 +609,15 @@ def run_threshold(module: _curriculum.Module, threshold: _curriculum.Threshold, 
             return run_threshold(module, threshold, katas_dir, impl, timeout=timeout, memory=memory, guard=own)
     limit = min(effective_timeout(module.timeout, timeout), 300.0)
     memory = sandbox.default_memory_limit() if memory is None else memory
-    with tempfile.TemporaryDirectory(prefix="kata-threshold-") as tmp:
-        out = Path(tmp) / f"threshold-{os.urandom(8).hex()}.json"
-        cmd = [sys.executable, "-m", "grading.thresholds", module.key, threshold.name, "--out", str(out)]
-        data = {"TINYTORCH_DATA": os.environ["TINYTORCH_DATA"]} if os.environ.get("TINYTORCH_DATA") else {}
-        outcome = sandbox.run(cmd, env=child_env(katas_dir, impl, guard.worker_config(impl, memory), **data), cwd=tmp,
-                              timeout=limit, memory=sandbox.trusted_memory(memory))
-        data = None
-        if out.is_file() and outcome.returncode == 0:
-            try:
-                data = json.loads(out.read_text())
-            except ValueError:
-                data = None
+    data = {"TINYTORCH_DATA": os.environ["TINYTORCH_DATA"]} if os.environ.get("TINYTORCH_DATA") else {}
+    data, outcome = run_trusted_json(["grading.thresholds", module.key, threshold.name], katas_dir, impl, guard,
+                                     memory, limit, data)
     base = dict(name=threshold.name, max_ratio=threshold.max_ratio, points=threshold.points,
                 duration=round(outcome.duration, 3))
     ratio = data.get("ratio") if isinstance(data, dict) else None
     if not isinstance(ratio, (int, float)) or not math.isfinite(ratio) or ratio <= 0:
-        why = outcome.describe() or (f"exited with code {outcome.returncode}" if outcome.returncode else "no measurement")
-        tail = outcome.output.strip().splitlines()[-1:] if outcome.output.strip() else []
         return ThresholdResult(measured=None, passed=False, earned=0.0,
-                               message=f"not measured: {why}" + (f" ({tail[0][:200]})" if tail else ""), **base)
+                               message=not_measured(outcome, "no measurement", 200), **base)
     passed = ratio <= threshold.max_ratio
     if passed:
         message = f"ratio {ratio:.2f} <= {threshold.max_ratio:g}"
