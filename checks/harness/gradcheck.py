@@ -9,7 +9,8 @@ closing over them in the lambda.
 The function's output is weighted by fixed random upstream weights u, so the
 scalar checked is L = sum(u * f(inputs)) and every output element matters.
 Each input element is nudged by +-h in float64 and (L(x+h) - L(x-h)) / 2h is
-compared with the gradient that tinytorch's backward() computed.
+compared with the gradient that tinytorch's backward() computed (the op's
+backward rule receives u read-only, as in parity.assert_parity).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Callable
 import numpy as np
 
 from checks.harness import tolerances
-from checks.harness.parity import describe_mismatch, upstream_weights
+from checks.harness.parity import backward_with_read_only_upstream, describe_mismatch, upstream_weights
 
 
 def numerical_gradients(fn: Callable, arrays: list[np.ndarray], weights: np.ndarray,
@@ -46,7 +47,6 @@ def numerical_gradients(fn: Callable, arrays: list[np.ndarray], weights: np.ndar
 def check_gradients(fn: Callable, *inputs: np.ndarray, h: float = tolerances.GRADCHECK_STEP,
                     rtol: float | None = None, atol: float | None = None) -> None:
     """Assert that tinytorch's backward() agrees with central differences for every input."""
-    import tinytorch.autograd  # noqa: F401  (registers the backward engine)
     from tinytorch.tensor import Tensor
 
     default_rtol, default_atol = tolerances.GRADCHECK_TOLERANCE
@@ -56,7 +56,7 @@ def check_gradients(fn: Callable, *inputs: np.ndarray, h: float = tolerances.GRA
     tensors = [Tensor(a, requires_grad=True) for a in arrays]
     out = fn(*tensors)
     weights = upstream_weights(tuple(out.shape), np.float64)
-    (out * Tensor(weights)).sum().backward()
+    backward_with_read_only_upstream(out, weights)
     numeric = numerical_gradients(fn, arrays, weights, h)
     for position, (tensor, expected) in enumerate(zip(tensors, numeric)):
         if tensor.grad is None:
