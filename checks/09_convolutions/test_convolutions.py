@@ -123,18 +123,40 @@ def test_conv2d_known_answer():
         "padding=1 adds a ring of zeros; stride=2 moves the window by 2 pixels"))
 
 
+# A backward pass may compute dx by col2im or, for stride 1, as a convolution of dOut with the flipped
+# kernel (the lesson's "transposed convolution"), which the reference uses when C_out <= C_in: every
+# padding case below runs with more output than input channels and with fewer, so both routes meet it.
+CHANNELS = pytest.mark.parametrize("c_in, c_out", [(2, 3), (3, 2)], ids=["expanding", "narrowing"])
+
+
 @pytest.mark.filterwarnings(SAME_WARNING)
+@CHANNELS
 @pytest.mark.parametrize("kernel, dilation", [((4, 4), 1), ((2, 3), 1), ((3, 2), (2, 1)), ((4, 1), 3)])
-def test_conv2d_same_padding_puts_the_extra_pixel_bottom_right(kernel, dilation):
+def test_conv2d_same_padding_puts_the_extra_pixel_bottom_right(kernel, dilation, c_in, c_out):
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(2, 2, 7, 6)).astype(np.float32)
-    w = rng.normal(size=(3, 2) + kernel).astype(np.float32)
+    x = rng.normal(size=(2, c_in, 7, 6)).astype(np.float32)
+    w = rng.normal(size=(c_out, c_in) + kernel).astype(np.float32)
     got = assert_parity(lambda a, b: (F.conv2d if _is_torch(a) else C.conv2d)(a, b, padding="same", dilation=dilation),
                         x, w, grad=True, scale=CONV_SCALE, grad_scale=CONV_GRAD_SCALE)
-    assert got.shape == (2, 3, 7, 6), f"padding='same' keeps H, W = (7, 6), got {got.shape}"
+    assert got.shape == (2, c_out, 7, 6), f"padding='same' keeps H, W = (7, 6), got {got.shape}"
     valid = C.conv2d(Tensor(x), Tensor(w), padding="valid")
     assert_same(valid, F.conv2d(torch.from_numpy(x), torch.from_numpy(w), padding="valid"), "padding='valid'",
                 scale=CONV_SCALE)
+
+
+@CHANNELS
+@pytest.mark.parametrize("kernel, padding, dilation", [((1, 1), 1, 1), ((3, 3), (3, 1), 1), ((2, 3), (2, 0), (1, 2))],
+                         ids=["1x1-pad-1", "3x3-pad-3-1", "2x3-pad-2-0-dilated"])
+def test_conv2d_padding_wider_than_the_kernel_reaches(kernel, padding, dilation, c_in, c_out):
+    """Padding beyond dilation*(k-1) makes outputs that see only zeros; their gradient still flows to the weight
+    and bias, and dx must ignore it (a dx computed as a convolution cannot pad dOut by a negative amount)."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(2, c_in, 5, 6)).astype(np.float32)
+    w = rng.normal(size=(c_out, c_in) + kernel).astype(np.float32)
+    b = rng.normal(size=c_out).astype(np.float32)
+    assert_parity(lambda a, ww, bb: (F.conv2d if _is_torch(a) else C.conv2d)(a, ww, bb, padding=padding,
+                                                                             dilation=dilation),
+                  x, w, b, grad=True, scale=CONV_SCALE, grad_scale=CONV_GRAD_SCALE)
 
 
 def test_conv2d_first_layer_input_needs_no_gradient():
