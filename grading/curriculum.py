@@ -168,6 +168,21 @@ class Curriculum:
         known = ", ".join(m.slug for m in self.milestones)
         raise CurriculumError(f"no milestone {ref!r} in the curriculum (known: {known})")
 
+    def requirements(self, module: Module) -> tuple[int, ...]:
+        """Every module `module` builds on: its prerequisites, theirs, and so on (sorted numbers).
+
+        Lending uses this closure: module 09's checks build networks with module 02's ReLU through
+        module 03, so lending only the listed prerequisites (01, 03, 05) would run a stubbed 02.
+        """
+        found: set[int] = set()
+        todo = list(module.prerequisites)
+        while todo:
+            number = todo.pop()
+            if number not in found:
+                found.add(number)
+                todo.extend(self.module(number).prerequisites)
+        return tuple(sorted(found))
+
     def export_owner(self, export: str) -> Module | None:
         """The module whose file provides `tinytorch.<export>`."""
         for module in self.modules:

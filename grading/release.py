@@ -348,7 +348,7 @@ def release(out: Path, solutions: str | None = None, root: Path = ROOT, *, colle
 def lending(module: _curriculum.Module, passed: set[int], root: Path = ROOT) -> tuple[list[str], list[str]]:
     """(prerequisites lent from the reference, prerequisites that cannot be: solution not released)."""
     cur = _curriculum.load()
-    waiting = [cur.module(n) for n in module.prerequisites if n not in passed]
+    waiting = [cur.module(n) for n in cur.requirements(module) if n not in passed]
     return ([f"{m.number:02d}" for m in waiting if m.has_reference(root)],
             [f"{m.number:02d}" for m in waiting if not m.has_reference(root)])
 

@@ -86,7 +86,7 @@ def lent_prerequisites(module: _curriculum.Module, run_impl: str | None) -> list
         spec = assembly.parse_impl(run_impl)
     except assembly.ImplSpecError:
         return []
-    return [f"{n:02d}" for n in module.prerequisites if spec.for_module(n) == "reference"]
+    return [f"{n:02d}" for n in _curriculum.load().requirements(module) if spec.for_module(n) == "reference"]
 
 
 def checks_points(module: _curriculum.Module, passed: int, total: int) -> float:
@@ -189,7 +189,7 @@ def module_states(katas_dir: Path) -> dict[int, ModuleState]:
         if state.status in ("passed", "failing") and record.get("lent"):
             note = f"checked with {span(record['lent'])} lent from the reference"
         else:
-            waiting = [f"{n:02d}" for n in module.prerequisites if states[n].status != "passed"]
+            waiting = [f"{n:02d}" for n in cur.requirements(module) if states[n].status != "passed"]
             if not waiting or state.status in ("passed", "failing"):
                 continue
             note = f"will be checked with {span(waiting)} lent from the reference (not passed yet)"

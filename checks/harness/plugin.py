@@ -125,7 +125,7 @@ def lend_like_kata_check(config: pytest.Config) -> str:
         numbers = {m.number for m in targets}
         passed = state.passed_modules(assembly.katas_root())
         cur = curriculum.load()
-        lent = sorted({n for m in targets for n in m.prerequisites
+        lent = sorted({n for m in targets for n in cur.requirements(m)
                        if n not in passed and n not in numbers and cur.module(n).has_reference()})
     except Exception:  # never let a broken cache stop a check run
         return "katas"
