@@ -222,7 +222,7 @@ def test_conv2d_errors_name_the_problem():
         C.conv2d(x, Tensor(np.zeros((6, 2, 3), dtype=np.float32)))
     with pytest.raises(ValueError, match=r"4 channels.*expects 2"):
         C.conv2d(x, w)  # groups=1: the weight wants 2 input channels
-    with pytest.raises(ValueError, match=r"out_channels=6.*groups=4"):
+    with pytest.raises(ValueError, match=r"groups=4.*out_channels=6"):
         C.conv2d(x, Tensor(np.zeros((6, 1, 3, 3), dtype=np.float32)), groups=4)
     with pytest.raises(ValueError, match=r"\(7, 7\).*\(5, 5\)"):
         C.conv2d(x, Tensor(np.zeros((6, 2, 4, 4), dtype=np.float32)), groups=2, dilation=2)

@@ -33,9 +33,9 @@ Four new ops register their backward rules through module 05's ``register_backwa
 "conv2d", "max_pool2d" (the gradient goes to the first maximum of each window, as PyTorch),
 "avg_pool2d" and "batch_norm" (the fused batch-norm backward).
 
-BatchNorm2d's running statistics are plain numpy arrays (`running_mean`, `running_var`) and an
-int (`num_batches_tracked`), not Parameters: module 03's state_dict() holds Parameters only, so
-they are not part of it.
+BatchNorm2d's running statistics are buffers, not Parameters (the optimizer never sees them):
+float32 numpy arrays `running_mean`, `running_var` and a 0-d int64 array `num_batches_tracked`,
+registered with module 03's register_buffer, so state_dict() saves them under torch's keys.
 """
 
 from __future__ import annotations
@@ -202,9 +202,19 @@ def conv2d(x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any 
     groups:   C_in and C_out split into `groups` independent convolutions (groups == C_in: depthwise).
     Returns (N, C_out, OH, OW) in x's dtype, OH = floor((H + pad_h - dh*(kH-1) - 1) / sh) + 1.
     Recorded as op "conv2d" with inputs (x, weight[, bias]).
-    Errors (ValueError unless noted, naming the numbers): input not 4-D; weight not 4-D; non-float or
-    different dtypes (TypeError); groups not dividing C_in or C_out; channel mismatch; bias shape;
-    dilated kernel larger than the padded input.
+    Errors (ValueError unless noted), each naming the numbers as in these examples:
+      input not 4-D            "expected input with 4 dims (N, C, H, W), got shape (4, 5, 5)"
+      weight not 4-D           "expected weight with 4 dims (...), got shape (6, 2, 3)"
+      dtypes (TypeError)       "input (float32) and weight (float64) must have the same dtype"; an int
+                               input names its dtype ("int64")
+      groups                   "groups must be a positive integer, got 0";
+                               "groups=4 must divide out_channels=6 (weight shape (6, 1, 3, 3))"
+      channel mismatch         "input has 4 channels (shape ...) but weight of shape ... with groups=1
+                               expects 2 channels"
+      bias                     "bias must have shape (6,) (out_channels), got (5,)"
+      stride, dilation, padding: _pair's and _conv_padding's messages name the argument ("stride",
+                               "padding"; a strided "same" says "strided")
+      kernel too large         "kernel size (dilated) (7, 7) is larger than the padded input (5, 5) ..."
     """
     x, weight = _as_tensor(x), _as_tensor(weight)
     bias = None if bias is None else _as_tensor(bias)
@@ -226,11 +236,14 @@ def _input_grad_as_conv(grad: np.ndarray, weight: np.ndarray, x_shape: tuple[int
     (i, j) reached, so dx is grad padded by the kernel's reach (dilation*(k-1)) minus the forward padding,
     correlated with the weight flipped in space with its two channel axes swapped: (C_in, C_out, kH, kW).
     Its cols are (C_out*kH*kW, N*H*W): cheaper than the dcols + col2im route, (C_in*kH*kW, N*OH*OW) and
-    9 strided adds, when C_out <= C_in. Needs every pad <= the reach. Returns (N, C_in, H, W), contiguous.
+    kH*kW strided adds, when C_out <= C_in. Only for stride 1, groups 1 and every pad <= the reach (the
+    caller checks: dOut cannot be padded by a negative amount). Returns (N, C_in, H, W), contiguous.
     """
     # TODO (optional: a faster route; the checks accept either):
-    #       gp = _pad(grad, reach - pad for each side); flipped = weight[:, :, ::-1, ::-1] with axes 0 and 1
-    #       swapped, contiguous; _conv_gemm(gp, flipped, (1, 1), dilation, (H, W), 1); _to_nchw.
+    #       gp = _pad(grad, (reach_top - pad_top, reach_bottom - pad_bottom, reach_left - pad_left, ...)):
+    #       each side pairs with the SAME side (with "same" padding and an even kernel, top != bottom);
+    #       flipped = weight[:, :, ::-1, ::-1] with axes 0 and 1 swapped, contiguous;
+    #       _conv_gemm(gp, flipped, (1, 1), dilation, (H, W), 1); _to_nchw.
     raise NotImplementedError('_input_grad_as_conv: your turn - see the TODOs above')
 
 
@@ -259,7 +272,9 @@ class Conv2d(Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1, padding: Any = 0,
                  dilation: Any = 1, groups: int = 1, bias: bool = True, generator: np.random.Generator | None = None):
         super().__init__()
-        # TODO: 1. Validate the channel counts and groups; normalise kernel_size, stride, dilation with _pair;
+        # TODO: 1. Validate the channel counts and groups (ValueError "in_channels must be a positive integer,
+        #          got 0"; "groups=3 must divide in_channels=4 and out_channels=6"); normalise kernel_size,
+        #          stride, dilation with _pair;
         #          check padding once with _conv_padding (it raises for bad values and strided "same").
         # TODO: 2. Draw weight then bias (or None) from U(-1/sqrt(fan_in), 1/sqrt(fan_in)), float32.
         # TODO: 3. Keep in_channels, out_channels, kernel_size, stride, padding (a pair, or the string),
@@ -390,9 +405,13 @@ def batch_norm(x: Any, running_mean: np.ndarray | None, running_var: np.ndarray 
         out = (x - mean) / sqrt(var + eps) * weight + bias
 
     x: (N, C, ...) float; weight, bias: (C,) Tensors or None. Returns x's shape and dtype.
-    Recorded as ONE op "batch_norm" with inputs (x[, weight][, bias]), saved xhat, invstd and whether batch
-    statistics were used. Errors: ValueError for fewer than 2 dims, wrong (C,) shapes, a training batch with
-    a single value per channel (the variance is undefined), or missing running stats in eval mode.
+    Recorded as ONE op "batch_norm" with inputs (x[, weight][, bias]), saved xhat, invstd, whether batch
+    statistics were used, and has_weight / has_bias (the rule cannot tell (x, weight) from (x, bias) by
+    counting inputs). Errors (ValueError, naming the numbers): "expected input with at least 2 dims (N, C, ...),
+    got shape (3,)"; "weight must have shape (3,) (the input's channels), got (2,)" (the same for bias and
+    the running stats); a training batch with one value per channel: "expected more than 1 value per channel
+    when training, got input of shape (1, 3)" (the variance is undefined); a non-float input (TypeError)
+    names its dtype ("int64").
     """
     x = _as_tensor(x)
     weight = None if weight is None else _as_tensor(weight)
@@ -443,7 +462,9 @@ class BatchNorm2d(Module):
         raise NotImplementedError('BatchNorm2d.__init__: your turn - see the TODOs above')
 
     def forward(self, x: Tensor) -> Tensor:
-        # TODO: a 4-D check (ValueError "expected 4D input"); in training with running stats, count the
+        # TODO: a 4-D check (ValueError "expected 4D input (N, C, H, W), got shape (3, 4, 4)") and a channel
+        #       check (ValueError "input has 2 channels (shape ...), the layer expects num_features=3");
+        #       in training with running stats, count the
         #       batch and pick the momentum; call batch_norm(...) with training = self.training or not
         #       self.track_running_stats.
         raise NotImplementedError('BatchNorm2d.forward: your turn - see the TODOs above')
