@@ -173,10 +173,16 @@ def _grouped_failures(checks: list[runner.CheckResult]) -> list[tuple[str, str, 
     return [(ids[0], message, len(ids)) for (base, message), ids in groups.items()]
 
 
-def show_run(module: _curriculum.Module, run: runner.ModuleRun, *, limit: int = 30, verbose: bool = False) -> None:
+def show_run(module: _curriculum.Module, run: runner.ModuleRun, *, limit: int = 30, verbose: bool = False,
+             selected: str | None = None) -> None:
+    """The result table of a check run; `selected` is the -k expression when only some checks ran."""
     title = f"{module.key}: {run.passed}/{run.total} checks passed"
+    if selected:
+        title = f"{module.key}: {run.passed}/{run.total} checks selected by -k {selected!r} passed"
     if run.ok:
-        console.print(Panel(Text(f"{title} - module passed", style="bold green"), expand=False))
+        verdict = (" (only these ran and nothing was recorded: run without -k to check the module)" if selected
+                   else " - module passed")
+        console.print(Panel(Text(title + verdict, style="bold green"), expand=False))
         if run.reason:
             console.print(f"[yellow]{run.reason}[/]")
         return
@@ -274,7 +280,7 @@ def check(module, impl, katas, workers, select, timeout, memory, show_all, verbo
     katas_dir = _katas_dir(katas)
     run, entry = run_module_checks(mod, katas_dir, impl, workers=workers, select=select, timeout=timeout,
                                    memory=_memory(memory))
-    show_run(mod, run, limit=10_000 if show_all else 30, verbose=verbose)
+    show_run(mod, run, limit=10_000 if show_all else 30, verbose=verbose, selected=select)
     sys.exit(0 if run.ok and entry["status"] == "passed" else 1)
 
 

@@ -257,7 +257,11 @@ def _wording_mismatch(message: str, text: str) -> str:
         match = _REGEX_MISMATCH.search(source)
         if match:
             pattern = " ".join(match["pattern"].split())
-            actual = " ".join(match["actual"].split())
+            # pytest matches the message plus its notes: drop the learner-side traceback the proxy adds
+            parts = re.split(r"(?:\\n|\n)learner-side traceback", match["actual"], maxsplit=1)
+            actual = " ".join(parts[0].split())
+            if len(parts) > 1 and actual.startswith("'") and not actual.endswith("'"):
+                actual += "'"
             return (f"wrong error message: expected it to match {pattern[:150]}, "
                     f"got {actual[:200]}")
     return ""

@@ -159,6 +159,16 @@ def test_older_pytest_wording_format_is_understood():
     assert "'dim 3'" in plain and "'dimension 3'" in plain
 
 
+def test_wording_failure_under_the_grader_shows_the_message_without_the_learner_traceback():
+    """Under the trust boundary the proxy adds the learner-side traceback as a note, which pytest's
+    match= sees too: the table shows the message the learner raised, not the traceback after it."""
+    message = ("AssertionError: Regex pattern did not match.\n  Expected regex: 'groups=4'\n  Actual message:"
+               " 'out_channels=6 is not divisible by 4\\nlearner-side traceback (most recent call last):\\n"
+               "Traceback (most recent call last):\\n  File \"katas/09_convolutions/conv.py\", line 260, in conv2d'")
+    plain, _ = runner.explain(message, "", None)
+    assert plain.endswith("got 'out_channels=6 is not divisible by 4'"), plain
+
+
 def test_tracebacks_use_repo_relative_paths(tmp_path):
     katas = tmp_path / "katas"
     (katas / "01_tensor").mkdir(parents=True)
