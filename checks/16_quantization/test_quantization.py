@@ -323,6 +323,15 @@ def test_quantize_saturates_extremes_and_rounds_ties_to_even():
     assert_same(Q.quantize_per_tensor(np.float64(0.3) * np.ones(3), 0.1, 0, "qint8").dequantize(),
                 torch.quantize_per_tensor(torch.full((3,), 0.3), 0.1, 0, torch.qint8).dequantize(),
                 "float64 input is rounded to float32 first (torch quantizes float32 only)")
+    # just above a tie in float64, exactly on it in float32: rounding to float32 first makes it a tie (to even)
+    near_ties = np.array([0.5000000001, 2.5000000001, -1.5000000001, 1.4999999999])
+    expected = torch.quantize_per_tensor(torch.from_numpy(near_ties.astype(np.float32)), 1.0, 0, torch.qint8)
+    for name, q in (("quantize_per_tensor", Q.quantize_per_tensor(near_ties, 1.0, 0, "qint8")),
+                    ("quantize_per_channel", Q.quantize_per_channel(near_ties.reshape(4, 1), np.ones(1),
+                                                                    np.zeros(1, dtype=np.int64), 1, "qint8"))):
+        np.testing.assert_array_equal(q.int_repr().reshape(-1), expected.int_repr().numpy(), err_msg=(
+            f"{name} of float64 {near_ties.tolist()} (scale 1): round to float32 first, where 0.5000000001 IS 0.5,"
+            " a tie that goes to the even 0 (torch quantizes float32 only)"))
 
 
 def test_qtensor_nbytes_counts_values_scales_and_zero_points():
@@ -402,7 +411,23 @@ def test_fake_quantize_per_channel_matches_torch_forward_and_gradient(case):
                                                           axis, qmin, qmax)
         return Q.fake_quantize_per_channel_affine(a, scales, zero_points, axis, qmin, qmax)
 
-    assert_parity(fn, x, grad=True)
+    # Exact: each output is one rounding and one product, no sum, and torch computes them with the float32
+    # scales cast to the input's dtype. float64 scales (1 / 0.1 in float64) differ only in the 8th digit,
+    # inside any tolerance, yet give other levels than torch's (0.2 instead of float32(0.1) * 2).
+    assert_parity(fn, x, grad=True, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fake_quantize_per_channel_uses_float32_scales_at_ties(dtype):
+    """x = 0.15, 0.25, 0.35 with scale float32(0.1): x * (1 / scale) lands on the .5 ties only when 1 / scale is
+    rounded to float32 (10.0), as torch does; float64 scales give 1.49999998 and round down a level."""
+    x = np.array([[0.15, -0.25], [0.25, 0.35], [0.35, -0.15]], dtype=dtype)
+    scales, zero_points = np.array([0.1, 0.1], dtype=np.float32), np.zeros(2, dtype=np.int32)
+    got = Q.fake_quantize_per_channel_affine(Tensor(x), scales, zero_points, 1, -128, 127)
+    expected = torch.fake_quantize_per_channel_affine(torch.from_numpy(x), torch.from_numpy(scales),
+                                                      torch.from_numpy(zero_points), 1, -128, 127)
+    assert_same(got, expected, "fake_quantize_per_channel_affine at ties (float32 scales, then the input's dtype)",
+                rtol=0, atol=0)
 
 
 def test_fake_quantize_straight_through_gradient_known_answer():
@@ -565,6 +590,16 @@ def test_quantized_linear_requantizes_its_output_when_given_output_qparams():
         f"requantize(acc) = quantize(dequantize(acc)) up to a rounding tie; {int(changed.sum())} values differ, by up"
         f" to {np.abs(y - expected).max():.3g} (one output step is {s_y:.3g})")
     assert requant.nbytes() == plain.nbytes() + 8, "output qparams add a float32 scale and an int32 zero point"
+    # output qparams far too fine for these outputs: every value saturates at the ends of quint8's range
+    tiny = Q.QuantizedLinear.from_float(linear, s_x, z_x, output_scale=0.001, output_zero_point=128)
+    y = tiny(Tensor(x)).data
+    low, high = (0 - 128) * np.float32(0.001), (255 - 128) * np.float32(0.001)
+    assert y.min() >= low - 1e-7 and y.max() <= high + 1e-7, (
+        f"requantized output with scale 0.001, zero point 128 (quint8) must saturate to [{low:.4g}, {high:.4g}]: got"
+        f" values from {y.min():.4g} to {y.max():.4g} (clamp y_q to [0, 255] before dequantizing)")
+    expected = Q.quantize_per_tensor(plain(Tensor(x)), 0.001, 128, "quint8").dequantize().data
+    assert np.abs(y - expected).max() <= 0.001 * 1.001, (
+        f"saturated requantization differs from quantize(dequantize(acc)) by {np.abs(y - expected).max():.3g}")
 
 
 def test_quantized_linear_from_float_and_forward_errors():
@@ -660,6 +695,10 @@ def test_model_size_bytes_counts_what_is_stored():
         f" int32 bias) + 8 per layer (input scale and zero point) = {expected}, got {Q.model_size_bytes(quantized)}")
     shared = Linear(3, 3)
     assert Q.model_size_bytes(Sequential(shared, shared)) == 4 * 12, "a shared layer is counted once"
+    first, second = Linear(3, 3), Linear(3, 3)
+    second.weight = first.weight  # weight tying across two different layers (as a GPT's embedding and head)
+    assert Q.model_size_bytes(Sequential(first, second)) == 4 * (9 + 3 + 3), (
+        "a Parameter shared by two layers is stored once: 9 tied weights + 2 x 3 biases = 15 floats")
 
 
 # -- errors ---------------------------------------------------------------------------------------------

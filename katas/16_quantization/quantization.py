@@ -184,7 +184,7 @@ class MinMaxObserver:
         raise NotImplementedError('MinMaxObserver.__call__: your turn - see the TODOs above')
 
     def calculate_qparams(self) -> tuple[float, int]:
-        """(scale, zero_point); RuntimeError if nothing has been observed yet."""
+        """(scale, zero_point); before any data a RuntimeError saying "no values observed yet"."""
         raise NotImplementedError('MinMaxObserver.calculate_qparams: your turn - see the TODOs above')
 
 
@@ -207,7 +207,8 @@ class PerChannelMinMaxObserver:
         raise NotImplementedError('PerChannelMinMaxObserver.__call__: your turn - see the TODOs above')
 
     def calculate_qparams(self) -> tuple[np.ndarray, np.ndarray]:
-        """(scales, zero_points), arrays of one entry per channel; RuntimeError before any data."""
+        """(scales, zero_points), arrays of one entry per channel; before any data a RuntimeError saying
+        "no values observed yet"."""
         raise NotImplementedError('PerChannelMinMaxObserver.calculate_qparams: your turn - see the TODOs above')
 
 
@@ -228,6 +229,8 @@ class PercentileObserver:
         raise NotImplementedError('PercentileObserver.__call__: your turn - see the TODOs above')
 
     def calculate_qparams(self) -> tuple[float, int]:
+        """(scale, zero_point) of calibrate_percentile over everything observed; before any data a
+        RuntimeError saying "no values observed yet"."""
         raise NotImplementedError('PercentileObserver.calculate_qparams: your turn - see the TODOs above')
 
 
@@ -404,6 +407,9 @@ class QuantizedLinear(Module):
                  input_dtype: str = "quint8", output_scale: float | None = None, output_zero_point: int | None = None,
                  output_dtype: str = "quint8"):
         super().__init__()
+        # TODO: weight must be a 2-D qint8 QTensor quantized per channel along axis 0, else a TypeError that
+        #       names "QTensor"; validate the input (and output) dtype and zero point; keep every argument;
+        #       in_features, out_features from the weight's shape.
         raise NotImplementedError('QuantizedLinear.__init__: your turn - see the TODOs above')
 
     @classmethod
@@ -427,7 +433,8 @@ class QuantizedLinear(Module):
         raise NotImplementedError('QuantizedLinear.accumulate: your turn - see the TODOs above')
 
     def forward(self, x: Any) -> Tensor:
-        """Float (..., in_features) -> float32 (..., out_features); a wrong last dimension is a ValueError."""
+        """Float (..., in_features) -> float32 (..., out_features); a wrong last dimension is a ValueError
+        naming the input shape and the layer's width: "input shape (3, 5) does not end in in_features=4"."""
         # TODO: 1. Check the last dimension; x_q = quantize_per_tensor(x, s_x, z_x, input_dtype).
         # TODO: 2. acc = self.accumulate(x_q.values) (+ bias); multiplier = np.float32(s_x) * s_w (float32).
         # TODO: 3. No output qparams: Tensor(acc * multiplier). Else y_q = clamp(rint(acc * (multiplier /
@@ -496,7 +503,7 @@ def quantize_model(model: Module, calibration_batches: Iterable[Any], input_dtyp
     4. Replace each _Observed by QuantizedLinear.from_float(linear, *observer.calculate_qparams()).
     The model's other modules (activations, Flatten...) stay float. Returns the quantized model.
     Errors: TypeError if model is not a Module; ValueError for an unknown calibration, an unknown
-    dtype, or no calibration batch at all.
+    dtype, or no calibration batch at all ("calibration_batches is empty").
     """
     raise NotImplementedError('quantize_model: your turn - see the TODOs above')
 

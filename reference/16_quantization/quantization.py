@@ -219,7 +219,7 @@ class MinMaxObserver:
         # END SOLUTION
 
     def calculate_qparams(self) -> tuple[float, int]:
-        """(scale, zero_point); RuntimeError if nothing has been observed yet."""
+        """(scale, zero_point); before any data a RuntimeError saying "no values observed yet"."""
         # BEGIN SOLUTION
         if self.min_val > self.max_val:
             raise RuntimeError("MinMaxObserver: no values observed yet; call the observer on data first")
@@ -261,7 +261,8 @@ class PerChannelMinMaxObserver:
         # END SOLUTION
 
     def calculate_qparams(self) -> tuple[np.ndarray, np.ndarray]:
-        """(scales, zero_points), arrays of one entry per channel; RuntimeError before any data."""
+        """(scales, zero_points), arrays of one entry per channel; before any data a RuntimeError saying
+        "no values observed yet"."""
         # BEGIN SOLUTION
         if self.min_val is None:
             raise RuntimeError("PerChannelMinMaxObserver: no values observed yet; call the observer on data first")
@@ -289,6 +290,8 @@ class PercentileObserver:
         # END SOLUTION
 
     def calculate_qparams(self) -> tuple[float, int]:
+        """(scale, zero_point) of calibrate_percentile over everything observed; before any data a
+        RuntimeError saying "no values observed yet"."""
         # BEGIN SOLUTION
         values = np.concatenate(self.values) if self.values else np.zeros(0, dtype=np.float32)
         if values.size == 0:
@@ -526,6 +529,9 @@ class QuantizedLinear(Module):
                  input_dtype: str = "quint8", output_scale: float | None = None, output_zero_point: int | None = None,
                  output_dtype: str = "quint8"):
         super().__init__()
+        # TODO: weight must be a 2-D qint8 QTensor quantized per channel along axis 0, else a TypeError that
+        #       names "QTensor"; validate the input (and output) dtype and zero point; keep every argument;
+        #       in_features, out_features from the weight's shape.
         # BEGIN SOLUTION
         if not isinstance(weight, QTensor) or weight.dtype != "qint8" or weight.axis != 0 or len(weight.shape) != 2:
             raise TypeError("QuantizedLinear: weight must be a 2-D qint8 QTensor quantized per channel along axis 0")
@@ -586,7 +592,8 @@ class QuantizedLinear(Module):
         # END SOLUTION
 
     def forward(self, x: Any) -> Tensor:
-        """Float (..., in_features) -> float32 (..., out_features); a wrong last dimension is a ValueError."""
+        """Float (..., in_features) -> float32 (..., out_features); a wrong last dimension is a ValueError
+        naming the input shape and the layer's width: "input shape (3, 5) does not end in in_features=4"."""
         # TODO: 1. Check the last dimension; x_q = quantize_per_tensor(x, s_x, z_x, input_dtype).
         # TODO: 2. acc = self.accumulate(x_q.values) (+ bias); multiplier = np.float32(s_x) * s_w (float32).
         # TODO: 3. No output qparams: Tensor(acc * multiplier). Else y_q = clamp(rint(acc * (multiplier /
@@ -678,7 +685,7 @@ def quantize_model(model: Module, calibration_batches: Iterable[Any], input_dtyp
     4. Replace each _Observed by QuantizedLinear.from_float(linear, *observer.calculate_qparams()).
     The model's other modules (activations, Flatten...) stay float. Returns the quantized model.
     Errors: TypeError if model is not a Module; ValueError for an unknown calibration, an unknown
-    dtype, or no calibration batch at all.
+    dtype, or no calibration batch at all ("calibration_batches is empty").
     """
     # BEGIN SOLUTION
     if not isinstance(model, Module):
