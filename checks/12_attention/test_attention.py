@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 from checks.harness import strategies as tst
 from checks.harness.gradcheck import check_gradients
+from checks.harness.learner_side import learner_side
 from checks.harness.parity import assert_parity, assert_same, upstream_weights
 from tinytorch import attention as A
 from tinytorch.layers import Linear, Module, Parameter, manual_seed
@@ -115,10 +116,15 @@ def test_masked_softmax_fully_masked_rows_are_zero_not_nan():
 def test_masked_softmax_is_stable_for_extreme_scores_in_some_rows():
     scores = np.array([[1e4, -1e4, 0.0, 1e4], [0.5, 0.25, -0.5, 1.0], [-1e4, -1e4 + 1, -1e4, -1e4]],
                       dtype=np.float32)
-    with np.errstate(all="raise"):  # the softmax must not trip any floating-point warning
-        out = A.masked_softmax(Tensor(scores), np.array([True, True, True, False]))
+    # the softmax must not trip any floating-point warning (raised as errors where the learner's code runs)
+    out = learner_side(__file__).masked_softmax_raising(scores, np.array([True, True, True, False]))
     expected = _torch_masked_softmax(torch.from_numpy(scores), np.array([True, True, True, False]))
     assert_same(out, expected, "masked_softmax with +-1e4 scores in rows 0 and 2")
+    # a huge score in a DISALLOWED position must not set the shift: the max is over the allowed entries
+    hidden = np.array([[0.0, 200.0, 1.0], [0.5, 1e4, -0.5], [1e4, -1.0, 2.0]], dtype=np.float32)
+    allowed = np.array([[True, False, True], [True, False, True], [False, True, True]])
+    assert_same(A.masked_softmax(Tensor(hidden), allowed), _torch_masked_softmax(torch.from_numpy(hidden), allowed),
+                "masked_softmax with a large score in a masked position (shift by the max of the ALLOWED scores)")
     assert_same(A.masked_softmax(Tensor(scores)), torch.softmax(torch.from_numpy(scores), -1),
                 "masked_softmax without a mask")
 
@@ -430,6 +436,13 @@ def test_multihead_attention_causal_without_a_mask_and_fully_masked_rows():
     got = ours(Tensor(x), Tensor(x), Tensor(x), is_causal=True)
     assert_same(got[0], expected[0], "is_causal=True without attn_mask applies the causal mask")
     assert_same(got[1], expected[1], "weights with is_causal=True")
+    some_padding = np.zeros((2, T), dtype=bool)
+    some_padding[0, 3:] = some_padding[1, 1] = True  # key 0 stays, so no query row is fully masked
+    expected = theirs(*(torch.from_numpy(x),) * 3, attn_mask=causal, key_padding_mask=torch.from_numpy(some_padding),
+                      is_causal=True)
+    got = ours(Tensor(x), Tensor(x), Tensor(x), key_padding_mask=some_padding, is_causal=True)
+    assert_same(got[1], expected[1], "weights with is_causal=True AND key_padding_mask: both masks apply")
+    assert_same(got[0], expected[0], "output with is_causal=True AND key_padding_mask")
     padding = np.zeros((2, T), dtype=bool)
     padding[1] = True  # every key of sample 1 is padding: torch gives NaN there, tinytorch 0
     out, weights = ours(Tensor(x), Tensor(x), Tensor(x), key_padding_mask=padding)

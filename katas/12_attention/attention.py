@@ -195,7 +195,8 @@ class MultiheadAttention(Module):
     dropout:     probability of dropping attention weights, in training mode only.
     batch_first: True (the default HERE: every tinytorch layer is batch-first) means (batch, seq, feature);
                  False is torch's default layout (seq, batch, feature). Unbatched (seq, feature) inputs work too.
-    embed_dim must be a positive multiple of num_heads (ValueError naming both).
+    embed_dim must be a positive multiple of num_heads (ValueError naming both as name=value:
+    "embed_dim=10 must be divisible by num_heads=4").
     """
 
     def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
@@ -242,10 +243,15 @@ class MultiheadAttention(Module):
         unbatched (L, E), (S, E), (S, E). attn_output has query's layout. attn_weights (after dropout,
         as torch) is (B, L, S) averaged over heads, (B, num_heads, L, S) with
         average_attn_weights=False, without the batch dim for unbatched input, or None when
-        need_weights=False. A last dimension other than embed_dim is a ValueError naming the shapes.
+        need_weights=False.
+        Errors (ValueError naming the shapes): a last dimension other than embed_dim, key and value of
+        different lengths, or ranks that differ: "query (2, 3, 4), key (2, 2, 4) and value (2, 3, 4) must
+        be (batch, length, embed_dim=4) ..."; query and key with different batch sizes ("batch");
+        a key_padding_mask or attn_mask of the wrong shape names the mask and its shape.
         """
         query, key, value = _as_tensor(query), _as_tensor(key), _as_tensor(value)
-        # TODO: 1. Check the shapes; add a batch dim to unbatched inputs (and to key_padding_mask);
+        # TODO: 1. Check the shapes (see Errors: every message names all three shapes); add a batch dim
+        #          to unbatched inputs (and to key_padding_mask);
         #          for batch_first=False move the batch dim first (transpose(0, 1)).
         # TODO: 2. q, k, v = self._project(query, 0), self._project(key, 1), self._project(value, 2).
         # TODO: 3. allowed, additive = self._masks(...); out, weights = _attention(q, k, v, allowed,
