@@ -19,6 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from checks.harness import strategies as tst
+from checks.harness.learner_side import learner_errstate, learner_numpy
 from checks.harness.parity import assert_parity, assert_same
 from tinytorch import activations as A
 from tinytorch.tensor import Tensor
@@ -100,10 +101,11 @@ EXTREME = np.array([-1e4, -100.0, -20.0, -1.0, 0.0, 1.0, 20.0, 100.0, 1e4])
 def test_extreme_inputs_are_finite_and_raise_no_numpy_errors(name, dtype):
     fn = ELEMENTWISE.get(name) or both(name, dim=-1)
     array = EXTREME.astype(dtype)
-    before = np.geterr()
-    with np.errstate(over="raise", invalid="raise", divide="raise"):
+    before = dict(learner_numpy().geterr())
+    with learner_errstate(over="raise", invalid="raise", divide="raise"):
         out = fn(Tensor(array))
-    assert np.geterr() == before, "silence numpy locally (np.errstate), never with a global np.seterr"
+    assert dict(learner_numpy().geterr()) == before, (
+        "silence numpy locally (np.errstate), never with a global np.seterr")
     assert np.isfinite(out.numpy()).all(), f"{name} gave non-finite values for {EXTREME.tolist()}: {out.numpy()}"
     assert_same(out, fn(torch.from_numpy(array)))
 

@@ -14,16 +14,47 @@ learner's side of the trust boundary.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Iterator
 
 
 def probes() -> ModuleType:
     """Generic questions only the learner's side can answer (checks/harness/probes.py):
     identity (`is`) of learner objects and arrays, class names."""
     return _load(Path(__file__).resolve().parent / "probes.py", "checks_harness_probes")
+
+
+def learner_numpy():
+    """numpy where the learner's code runs: this process's under pytest, the worker's (a proxy) under
+    the grader. For process state such as np.geterr() that a check must read on the learner's side."""
+    from grading import remote
+
+    worker = remote.active()
+    if worker is None:
+        import numpy
+
+        return numpy
+    return worker.request({"op": "import", "name": "numpy"})
+
+
+@contextlib.contextmanager
+def learner_errstate(**settings: str) -> Iterator[None]:
+    """np.errstate(**settings) where the learner's code runs.
+
+    numpy's floating-point error state belongs to the thread that computes: under the grader that is
+    the learner's worker, so a plain `with np.errstate(all="raise")` in a check would silently test
+    nothing there. This sets it on the learner's side (and restores it), in either mode.
+    """
+    numpy = learner_numpy()
+    previous = dict(numpy.seterr(**settings))
+    try:
+        yield
+    finally:
+        numpy.seterr(**previous)
 
 
 def upstream() -> ModuleType:
