@@ -279,6 +279,31 @@ def _assert_source(text: str) -> str:
     return source
 
 
+_NUMPY_HEADERS = ("Arrays are not equal", "Arrays are not almost equal", "Not equal to tolerance", "Items are not equal")
+
+
+def _numpy_assert_summary(explanation: str) -> str:
+    """One line from a numpy.testing failure, whose message starts on the line after 'AssertionError:':
+    the err_msg the check wrote, what numpy compared, and the first mismatch."""
+    lines = [line.strip() for line in explanation.splitlines() if line.strip()]
+    if not lines or not lines[0].startswith(_NUMPY_HEADERS):
+        return ""
+    stops = ("Mismatched elements", "Mismatch at index", "Max absolute", "Max relative", "ACTUAL:", "DESIRED:",
+             "x:", "y:", "(shapes", "(mismatch")
+    note = []
+    for line in lines[1:]:
+        if line.startswith(stops):
+            break
+        note.append(line)
+    facts = [line for line in lines if line.startswith(("Mismatched elements", "(shapes"))]
+    first_mismatch = next((lines[i + 1] for i, line in enumerate(lines[:-1]) if line.startswith("Mismatch at index")), "")
+    details = [*facts, *([f"first at {first_mismatch}"] if first_mismatch else [])]
+    if note:
+        details.insert(0, lines[0])
+    summary = " ".join(note) or lines[0]
+    return (f"{summary} ({'; '.join(details)})" if details else summary)[:400]
+
+
 def _summarise_assert(first: str, message: str, text: str) -> str:
     """One complete line for a bare `AssertionError` or a pytest assert explanation cut at its first line."""
     bare = first.strip() in ("AssertionError", "AssertionError:", "assert False", "AssertionError: assert False")
@@ -286,6 +311,9 @@ def _summarise_assert(first: str, message: str, text: str) -> str:
     if not bare and not (explanation.startswith("assert ") and "\n" in explanation.strip()):
         return ""
     if bare:
+        numpy_summary = _numpy_assert_summary(explanation)
+        if numpy_summary:
+            return numpy_summary
         source = _assert_source(text)
         return (f"assertion failed without a message: {source[:250]}" if source
                 else "assertion failed without a message (run with -v to see where)")

@@ -41,15 +41,17 @@ def describe_mismatch(got: np.ndarray, expected: np.ndarray, rtol: float, atol: 
     with np.errstate(invalid="ignore", divide="ignore"):
         abs_err = np.abs(got64 - exp64)
         abs_err = np.where(np.isnan(got64) ^ np.isnan(exp64), np.inf, np.nan_to_num(abs_err, nan=0.0))
-        rel_err = abs_err / np.maximum(np.abs(exp64), np.finfo(np.float64).tiny)
+        rel_err = np.where(exp64 != 0, abs_err / np.abs(exp64), np.nan)  # undefined where PyTorch gives 0
         bad = abs_err > atol + rtol * np.abs(exp64)
     where = np.unravel_index(int(np.argmax(abs_err)), abs_err.shape) if abs_err.size else ()
     index = tuple(int(i) for i in where)
     return (
         f"{int(bad.sum())} of {bad.size} values differ beyond rtol={rtol:g}, atol={atol:g}\n"
         f"  max abs error {float(abs_err.max()) if abs_err.size else 0.0:.3g} at index {index}:"
-        f" expected {exp64[where] if exp64.ndim else exp64!r} (PyTorch), got {got64[where] if got64.ndim else got64!r}\n"
-        f"  max rel error {float(np.nanmax(rel_err)) if rel_err.size else 0.0:.3g}"
+        f" expected {float(exp64[where]) if exp64.ndim else float(exp64)!r} (PyTorch),"
+        f" got {float(got64[where]) if got64.ndim else float(got64)!r}\n"
+        + (f"  max rel error {float(np.nanmax(rel_err)):.3g} (where PyTorch's value is not 0)"
+           if np.isfinite(rel_err).any() else "  (PyTorch's values are all 0 there: no relative error)")
     )
 
 

@@ -169,6 +169,20 @@ def test_wording_failure_under_the_grader_shows_the_message_without_the_learner_
     assert plain.endswith("got 'out_channels=6 is not divisible by 4'"), plain
 
 
+def test_numpy_testing_failures_show_the_checks_message_and_the_first_mismatch():
+    """numpy.testing puts its message on the lines after 'AssertionError:': that is not a bare assert."""
+    message = ("AssertionError: \nArrays are not equal\ncausal_mask(3, 5): row i may attend keys 0..i\n"
+               "Mismatched elements: 1 / 4 (25%)\nMismatch at index:\n [1, 1]: 4 (ACTUAL), 5 (DESIRED)\n"
+               "Max absolute difference among violations: 1\n ACTUAL: array([[1, 2],\n       [3, 4]])\n"
+               " DESIRED: array([[1, 2],\n       [3, 5]])")
+    plain, _ = runner.explain(message, "", None)
+    assert plain == ("causal_mask(3, 5): row i may attend keys 0..i (Arrays are not equal; Mismatched elements:"
+                     " 1 / 4 (25%); first at [1, 1]: 4 (ACTUAL), 5 (DESIRED))"), plain
+    plain, _ = runner.explain("AssertionError: \nArrays are not equal\n(shapes (3,), (4,) mismatch)\n"
+                              " ACTUAL: array([1, 2, 3])\n DESIRED: array([1, 2, 3, 4])", "", None)
+    assert plain == "Arrays are not equal ((shapes (3,), (4,) mismatch))", plain
+
+
 def test_tracebacks_use_repo_relative_paths(tmp_path):
     katas = tmp_path / "katas"
     (katas / "01_tensor").mkdir(parents=True)
