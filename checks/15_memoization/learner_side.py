@@ -52,6 +52,25 @@ def append_returns_views(cache, layer, k, v):
                 and np.shares_memory(keys, keys_before) and np.shares_memory(values, values_before))
 
 
+def reset_keeps_the_arrays(cache):
+    """Whether cache.reset() keeps every preallocated array object (views handed out stay views of the cache)."""
+    before = [*cache.keys, *cache.values]
+    cache.reset()
+    return all(a is b for a, b in zip(before, [*cache.keys, *cache.values]))
+
+
+def memoize_keys_by_value(memoize):
+    """Results of a memoized function called with temporary tuples (whose ids Python reuses) and with two
+    equal ints that are different objects: ([f((i, i)) for i in range(5)], (hits, misses) after the ints)."""
+    f = memoize(8)(lambda t: sum(t))
+    by_tuple = [f(tuple([i, i])) for i in range(5)]
+    g = memoize(8)(lambda n: n + 1)
+    g(10**6)
+    g(int("1000000"))
+    info = g.cache_info()
+    return by_tuple, (int(info[0]), int(info[1]))
+
+
 def result_is_read_only(fn, *args):
     """Whether fn(*args) returns an array that cannot be written to (arrays crossing the boundary are copies)."""
     return not fn(*args).flags.writeable

@@ -201,7 +201,8 @@ def test_kvcache_holds_every_append_and_counts_bytes_exactly(n_layer, B, H, max_
     for layer in range(n_layer):
         np.testing.assert_array_equal(np.asarray(cache.keys[layer]), np.concatenate(stored[layer][0], axis=2),
                                       err_msg="the keys live in the preallocated array, at positions 0..length-1")
-    cache.reset()
+    assert helpers.reset_keeps_the_arrays(cache), (
+        "reset() keeps the preallocated arrays (the same objects): only the lengths go back to 0")
     assert cache.length == 0 and cache.nbytes == 0 and cache.capacity_nbytes == 2 * n_layer * B * H * max_len * hd * \
         itemsize, "reset() forgets every position and keeps the memory"
 
@@ -227,6 +228,8 @@ def test_kvcache_errors_name_the_problem_and_store_nothing():
         KV.KVCache(1, 1, 1, 4, 2.5)
     with pytest.raises(TypeError, match="int64"):
         KV.KVCache(1, 1, 1, 4, 2, np.int64)
+    with pytest.raises(TypeError, match="float16"):  # float32 or float64 only, as every tinytorch tensor
+        KV.KVCache(1, 1, 1, 4, 2, np.float16)
     cache = KV.KVCache(2, 2, 3, 4, 5)
     good = np.zeros((2, 3, 2, 5), dtype=np.float32)
     keys_before = np.asarray(cache.keys[1]).copy()
@@ -484,6 +487,13 @@ def test_memoize_returns_the_stored_object_keeps_failures_out_and_validates():
         f"f(x=1, y=2), f(y=2, x=1), f(1, 2), f(1, y=2), f(x=1, y=2): cache_info() {tuple(ours.cache_info())},"
         f" functools gives {tuple(theirs.cache_info())}: the key keeps the keywords in call order, after a marker")
     assert ours.__name__ == "counted"
+    by_tuple, (hits, misses) = helpers.memoize_keys_by_value(KV.memoize)
+    assert list(by_tuple) == [0, 2, 4, 6, 8], (
+        f"f = memoize(8)(sum): [f((i, i)) for i in range(5)] gave {list(by_tuple)}, expected [0, 2, 4, 6, 8]: key on the"
+        " arguments' VALUES (hash and ==), never on id(), which Python reuses once a temporary is freed")
+    assert (hits, misses) == (1, 1), (
+        f"g(10**6) then g(int('1000000')): (hits, misses) = {(hits, misses)}, functools gives (1, 1): equal arguments"
+        " are the same key even when they are different objects")
     for bad in (-1, 2.5, "8", True):
         with pytest.raises(ValueError, match="maxsize"):
             KV.memoize(bad)(helpers.Counted())

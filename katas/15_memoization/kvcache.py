@@ -244,10 +244,12 @@ def forward_with_cache(model: Any, idx_new: Any, cache: KVCache) -> Tensor:
     ln_2, mlp, the residual; then ln_f and the tied head (@ wte.weight^T).
     Always the inference forward: the model is put in eval mode for the call (no dropout) and its
     mode restored; no graph is recorded (no_grad).
-    Errors (ValueError / TypeError naming the problem, the cache unchanged): idx_new not a 2-D
-    integer array with T_new >= 1; a batch other than cache.batch_size; a cache whose layers, heads,
-    head size or dtype do not fit the model; cache.length + T_new beyond block_size (the model has no
-    position embedding there) or beyond the cache's max_len.
+    Errors, naming the problem, the cache unchanged: idx_new not integers (TypeError naming the dtype),
+    not 2-D (ValueError naming the shape, "(2,)") or with T_new = 0 (ValueError: "at least one" token);
+    a batch other than cache.batch_size (ValueError "batch 1 ... batch_size=2"); a cache whose layers, heads, head size or dtype do not fit the model (ValueError that
+    names both, e.g. "dtype=float64" for the cache and "dtype=float32" for the model); cache.length + T_new
+    beyond block_size (the model has no position embedding there: ValueError "6 cached + 3 new positions
+    exceed block_size=8") or beyond the cache's max_len ("cache full: ... max_len=...").
     """
     idx = _as_index_array(idx_new, "forward_with_cache")
     # TODO: 1. Validate (see above), before anything is appended.
