@@ -92,6 +92,17 @@ def _twin_of(model, config: dict) -> TorchGPT:
     return _load_into(TorchGPT(**config), model)
 
 
+def _scrambled(model, seed: int, std: float = 1.0):
+    """The model with every parameter drawn from N(0, std^2): a fresh GPT's logits are nearly uniform and its
+    attention nearly even, so temperature, top-k or a context cropped one token short barely change a greedy
+    pick or a sample; scrambled, the logits spread over several units and depend on the whole context.
+    Returns the model."""
+    rng = np.random.default_rng(seed)
+    model.load_state_dict({name: (rng.normal(size=np.shape(value)) * std).astype(np.float32)
+                           for name, value in model.state_dict().items()})
+    return model
+
+
 def _compare_parameter_grads(ours, theirs: torch.nn.Module, scale: float) -> None:
     theirs_params = dict(theirs.named_parameters())
     names = [name for name, _ in ours.named_parameters()]
@@ -191,6 +202,13 @@ def test_layer_norm_module_matches_torch_nn_layer_norm(n, batch, bias, affine, d
     if affine:
         _compare_parameter_grads(ours, theirs, scale=10.0)
     assert TF.LayerNorm((2, 3)).normalized_shape == (2, 3)
+
+
+def test_layer_norm_module_uses_its_eps():
+    x = np.array([[0.0, 0.1, 0.2, 0.3]], dtype=np.float32)
+    for eps in (0.1, 1e-5):
+        assert_same(TF.LayerNorm(4, eps=eps)(Tensor(x)), torch.nn.LayerNorm(4, eps=eps)(torch.from_numpy(x)),
+                    f"LayerNorm(4, eps={eps}) on {x.tolist()} (the module passes its eps to layer_norm)")
 
 
 def test_layer_norm_errors_name_the_shapes():
@@ -316,6 +334,10 @@ def test_gpt_structure_weight_tying_and_initialisation():
         n = w.size
         assert abs(w.mean()) <= Z * std / math.sqrt(n), f"{name}: mean {w.mean():.3g} is not ~0"
         assert abs(w.std() - std) <= Z * std / math.sqrt(2 * n), f"{name}: std {w.std():.4g}, GPT-2 init gives {std:.4g}"
+        tails, expected = float(np.mean(np.abs(w) > 2 * std)), math.erfc(2 / math.sqrt(2))  # 4.55% beyond 2 std
+        assert abs(tails - expected) <= Z * math.sqrt(expected * (1 - expected) / n), (
+            f"{name}: {tails:.2%} of the weights lie beyond 2 std, a normal draw puts {expected:.2%} there (a"
+            " uniform draw with the same std puts none: GPT-2 draws N(0, std^2))")
     for name in ("h.0.attn.in_proj_bias", "h.0.mlp.c_fc.bias", "h.0.attn.out_proj.bias", "ln_f.bias"):
         np.testing.assert_array_equal(params[name].numpy(), 0.0, err_msg=f"{name} starts at 0")
     np.testing.assert_array_equal(params["h.0.ln_1.weight"].numpy(), 1.0, err_msg="LayerNorm weights start at 1")
@@ -360,6 +382,29 @@ def test_gpt_is_causal_and_errors_name_the_problem():
             _gpt(0, **{field: 0})
 
 
+def test_every_dropout_is_in_its_place():
+    """With p = 1 every dropout zeroes what it gets: an MLP returns 0, a block returns its input (both residual
+    branches dropped), a GPT's blocks see zeros (embedding dropout) and its logits are ln_f(0) @ wte^T = 0."""
+    x = np.random.default_rng(4).normal(size=(2, 3, 8)).astype(np.float32)
+    manual_seed(4)
+    mlp = TF.MLP(8, dropout=1.0)
+    mlp.train()
+    np.testing.assert_array_equal(mlp(Tensor(x)).data, 0.0, err_msg="MLP(8, dropout=1.0) in training mode: the"
+                                  " dropout after c_proj zeroes the output")
+    block = _scrambled(TF.TransformerBlock(8, 2, dropout=1.0), 5)  # nonzero biases: attn(0 weights) != 0
+    block.train()
+    np.testing.assert_array_equal(block(Tensor(x)).data, x, err_msg=(
+        "TransformerBlock(dropout=1.0) in training mode returns its input: the attention branch (block.drop) and"
+        " the MLP branch (mlp.dropout) are both dropped before they are added to the residual"))
+    assert float(TF.TransformerBlock(8, 2, dropout=0.25).attn.dropout) == 0.25, (
+        "the block's MultiheadAttention gets the dropout too (on its attention weights)")
+    model, _ = _gpt(4, dropout=1.0)
+    model.train()
+    np.testing.assert_array_equal(model(np.array([[1, 2, 3]]))[0].data, 0.0, err_msg=(
+        "GPT(dropout=1.0) in training mode: drop(wte + wpe) is 0, every block returns it, ln_f(0) is its bias 0,"
+        " so every logit is 0"))
+
+
 def test_gpt_dropout_is_active_in_training_and_off_in_eval():
     model, config = _gpt(5, dropout=0.3)
     idx = np.array([[1, 2, 3, 4], [5, 6, 7, 8]])
@@ -389,6 +434,7 @@ def _torch_greedy(theirs: TorchGPT, idx: np.ndarray, steps: int, block_size: int
 @pytest.mark.parametrize("prompt_len", [1, 3, 8], ids=["short", "mid", "full-block"])
 def test_generate_greedy_equals_an_argmax_loop_and_crops_the_context(prompt_len):
     model, config = _gpt(6)
+    _scrambled(model, 3)  # spread logits that depend on the whole context: cropping one token short shows
     theirs = _twin_of(model, config).eval()
     idx = np.random.default_rng(prompt_len).integers(0, 11, (2, prompt_len))
     steps = 12  # runs well past block_size = 8: the context must be cropped to the last 8 tokens
@@ -403,11 +449,12 @@ def test_generate_greedy_equals_an_argmax_loop_and_crops_the_context(prompt_len)
 
 def test_generate_samples_from_the_tempered_top_k_distribution():
     model, config = _gpt(7)
+    _scrambled(model, 7, 0.5)  # spread logits: temperature 3 and 1/3 give clearly different distributions
     prompt = np.array([[3, 1, 4]])
     logits = _twin_of(model, config).eval()(torch.from_numpy(prompt))[0][0, -1].detach().numpy().astype(np.float64)
     n = 4000
     g = manual_seed(8)
-    for temperature, top_k in ((1.0, None), (0.5, 3)):
+    for temperature, top_k in ((1.0, None), (0.5, 3), (3.0, None)):
         tokens = model.generate(np.repeat(prompt, n, axis=0), 1, temperature=temperature, top_k=top_k,
                                 generator=g).data[:, -1]
         scaled = logits / temperature

@@ -174,9 +174,10 @@ class TransformerBlock(Module):
         x = x + drop(attn(ln_1(x)))          causal self-attention, module 12's MultiheadAttention
         x = x + mlp(ln_2(x))
 
-    Children, in this order (their names are the state_dict's): ln_1 LayerNorm(C), attn
+    Children, in this order (their names are the state_dict's): ln_1 LayerNorm(C, bias=bias), attn
     MultiheadAttention(C, n_head, dropout, bias, batch_first=True), drop Dropout(dropout) (the
-    residual dropout of the attention branch), ln_2 LayerNorm(C), mlp MLP(C, dropout, bias).
+    residual dropout of the attention branch), ln_2 LayerNorm(C, bias=bias), mlp MLP(C, dropout, bias).
+    bias=False removes every bias, the LayerNorms' too (as nanoGPT).
     n_embd must be divisible by n_head (ValueError naming both).
     """
 
@@ -213,7 +214,7 @@ class GPT(Module):
     """A decoder-only transformer language model (Radford et al. 2018/2019; nanoGPT's layout).
 
     Children: wte Embedding(vocab_size, n_embd), wpe PositionalEmbedding(block_size, n_embd),
-    drop Dropout(dropout), h Sequential of n_layer TransformerBlocks, ln_f LayerNorm(n_embd).
+    drop Dropout(dropout), h Sequential of n_layer TransformerBlocks, ln_f LayerNorm(n_embd, bias=bias).
     The output head has NO parameter of its own: logits = ln_f(x) @ wte.weight^T (weight tying,
     Press & Wolf 2017), so wte.weight gets gradient from both ends.
     Initialisation (GPT-2): every Linear and embedding weight N(0, 0.02), biases 0, LayerNorms 1/0,
