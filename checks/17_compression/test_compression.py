@@ -124,6 +124,19 @@ def test_tie_rule_prunes_the_lowest_flat_index_first():
                                   err_msg="three rows with equal norms: pruning one takes row 0")
     ints = C.l1_unstructured(np.array([3, -1, 2]), 1)
     assert ints.dtype == np.float32 and ints.tolist() == [1, 0, 1], f"integer weights get a float32 mask, got {ints!r}"
+    # past 16 elements numpy's default sort (introsort) reorders equal keys: only a stable sort keeps the rule
+    a = np.array([2, 1, 1, 0, 0, 0, 0, 0, 0, 2, 1, 2, 1, 1, 2, 2, 1, 1, 1, 2], dtype=np.float32)
+    stable = np.ones(20, dtype=np.float32)
+    stable[[1, 3, 4, 5, 6, 7, 8]] = 0  # the six zeros, then the first tied 1 (torch's topk breaks slice ties its own way)
+    for name, got, expected in (
+            ("l1_unstructured", C.l1_unstructured(a, 7), _torch_mask(torch_prune.l1_unstructured, a, amount=7)),
+            ("ln_structured", C.ln_structured(a.reshape(20, 1), 7, 1, 0), stable)):
+        np.testing.assert_array_equal(np.asarray(got).reshape(-1), np.asarray(expected).reshape(-1), err_msg=(
+            f"{name} of 20 values with 7 zeros and many ties at 1 (amount 7): prune the 6 zeros and then the"
+            " tied 1 with the LOWEST index, as torch does (np.argsort(..., kind='stable'))"))
+    counted = C.l1_unstructured(np.array([0.4, -0.1, 0.3, 0.2], dtype=np.float32), np.int64(2))
+    assert counted.tolist() == [1, 0, 1, 0], (
+        f"amount=np.int64(2) is a count (any integer type, numbers.Integral), not a fraction: got {counted.tolist()}")
 
 
 @st.composite
@@ -159,6 +172,14 @@ def test_ln_structured_known_answer_and_fro():
                                   err_msg="n='fro' is the L2 norm")
     np.testing.assert_array_equal(C.ln_structured(w, 1, 1, 1), [[1, 0], [1, 0], [1, 0]],
                                   err_msg="L1 column norms (6, 5): pruning 1 column (dim=1) removes column 1")
+    lopsided = np.array([[0.1, 5.0], [1.0, 1.0]], dtype=np.float32)  # min |.| 0.1 vs 1, max 5 vs 1
+    for n in (-np.inf, np.inf):
+        assert_mask(C.ln_structured(lopsided, 1, n, 0),
+                    _torch_mask(torch_prune.ln_structured, lopsided, amount=1, n=n, dim=0), lopsided,
+                    f"ln_structured(n={n}) on rows (0.1, 5) and (1, 1): n=-inf ranks rows by their SMALLEST |value|")
+    huge = np.array([[2e20, 0.0], [1e20, 0.0]], dtype=np.float32)  # squares overflow float32
+    assert_mask(C.ln_structured(huge, 1, 2, 0), _torch_mask(torch_prune.ln_structured, huge, amount=1, n=2, dim=0),
+                huge, "ln_structured of rows with norms 2e20 and 1e20: norms in float64 (float32 squares overflow)")
 
 
 @st.composite
@@ -474,6 +495,15 @@ def test_low_rank_full_rank_reconstructs_and_leaves_the_rng_alone():
                                err_msg="rank = min(in, out) reproduces W")
     np.testing.assert_array_equal(probe_after, probe_before, err_msg=(
         "low_rank_linear must not consume the global random stream (its factors replace any initialisation)"))
+    assert not probes().same_object(factored[1].bias, linear.bias), (
+        "the factored layer's bias is a copy: changing the original Linear afterwards must not change it")
+    diagonal = Linear(2, 2)
+    diagonal.load_state_dict({"weight": np.diag([4.0, 1.0]).astype(np.float32), "bias": np.zeros(2, np.float32)})
+    pair = C.low_rank_linear(diagonal, 1)
+    A, B = np.abs(pair[0].weight.data), np.abs(pair[1].weight.data)
+    np.testing.assert_allclose([A.max(), B.max()], [2.0, 2.0], rtol=1e-6, err_msg=(
+        "W = diag(4, 1), rank 1: the factors split the singular value evenly, A = sqrt(S) Vt and B = U sqrt(S),"
+        " so both have largest entry sqrt(4) = 2 (balanced factors train and quantize better)"))
 
 
 # -- errors ---------------------------------------------------------------------------------------------------

@@ -390,7 +390,7 @@ def distillation_loss(student_logits: Tensor, teacher_logits: Tensor, temperatur
     student's softened probabilities. Built from softmax / log_softmax (module 02) and Tensor
     arithmetic, so module 05 differentiates it (to the student, and to the teacher if it requires
     grad: compute the teacher's logits under no_grad to train only the student). The T^2 keeps the
-    gradient's size independent of T (the soft gradients scale as 1 / T^2).
+    gradient's size independent of T (without it, the soft gradients shrink like 1 / T^2 for large T).
     With alpha < 1: alpha * soft + (1 - alpha) * cross_entropy(student_logits, labels) (labels needed).
     Errors: ValueError for shapes that differ or are not 2-D, temperature <= 0, alpha outside [0, 1],
     alpha < 1 without labels.
